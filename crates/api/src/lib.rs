@@ -36,4 +36,34 @@ pub mod proto {
 }
 
 pub use resources::ResourceInfo;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// Kubernetes types tinykube handles: any `k8s-openapi` resource with
+/// standard object metadata that round-trips through JSON.
+pub trait Object:
+    k8s_openapi::Resource
+    + k8s_openapi::Metadata<Ty = ObjectMeta>
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + Clone
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + 'static
+{
+}
+
+impl<K> Object for K where
+    K: k8s_openapi::Resource
+        + k8s_openapi::Metadata<Ty = ObjectMeta>
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + Clone
+        + Send
+        + Sync
+        + std::fmt::Debug
+        + 'static
+{
+}
 pub use status::ApiError;

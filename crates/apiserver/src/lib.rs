@@ -1,1 +1,119 @@
-//! placeholder
+//! # The api-server: the only door to the cluster's state
+//!
+//! In Kubernetes nothing talks to etcd but kube-apiserver. Every other
+//! component — kubectl, the scheduler, controllers, kubelets — reads and
+//! writes objects through it, and it is where an object becomes valid: it
+//! fills in defaults, checks fields, assigns uid and resourceVersion,
+//! enforces optimistic concurrency, and turns etcd's change feed into
+//! watches. tinykube's api-server does the same over the etcd v3 interface
+//! of `tinykube-store` ([`store::Kv`]), so it runs unchanged on the embedded
+//! store or, later, on a real etcd.
+//!
+//! Where tinykube simplifies: one strategy per kind in one module rather
+//! than a package per kind; no admission webhooks, RBAC or aggregation;
+//! objects are handled as JSON between the front door and the strategy,
+//! where they are parsed into their `k8s-openapi` type.
+//!
+//! # Layout
+//! - [`registry`]: get, list, create, update, delete and bind over the
+//!   store, with compare-and-swap and graceful pod deletion.
+//! - [`strategy`]: per-kind defaulting, validation and the status split.
+//! - [`watch`]: store events as Kubernetes watch events, with selectors.
+//! - [`grpc`]: the `Resources` gRPC service components use.
+//! - [`proxy`]: reaching a pod's node agent for logs.
+//! - [`ApiServer`]: serving it all on one listener, plus the compactor.
+
+pub mod grpc;
+pub mod proxy;
+pub mod registry;
+pub mod strategy;
+pub mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::ApiError;
+use store::Kv;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use registry::Registry;
+
+/// How often history is compacted, as kube-apiserver's default
+/// `--etcd-compaction-interval`.
+pub const COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Errors that stop the api-server itself (request errors are [`ApiError`]s).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bootstrapping the system namespaces failed.
+    #[error("bootstrap: {0}")]
+    Bootstrap(ApiError),
+    /// The listener failed.
+    #[error("serving: {0}")]
+    Serve(String),
+}
+
+/// A configured api-server over one store.
+#[derive(Debug, Clone)]
+pub struct ApiServer {
+    registry: Registry,
+}
+
+impl ApiServer {
+    /// Creates the api-server and the namespaces every cluster has.
+    pub async fn new(kv: Arc<dyn Kv>) -> Result<Self, Error> {
+        let registry = Registry::new(kv);
+        registry.bootstrap().await.map_err(Error::Bootstrap)?;
+        Ok(ApiServer { registry })
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Serves on `listener` until `cancel`, and compacts history
+    /// periodically.
+    pub async fn serve(self, listener: TcpListener, cancel: CancellationToken) -> Result<(), Error> {
+        let compactor = tokio::spawn(compact_periodically(self.registry.clone(), cancel.clone()));
+        let service = api::proto::resources_server::ResourcesServer::new(grpc::ResourcesService::new(self.registry.clone()))
+            .max_decoding_message_size(4 << 20)
+            .max_encoding_message_size(64 << 20);
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let result = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, cancel.cancelled_owned())
+            .await
+            .map_err(|e| Error::Serve(e.to_string()));
+        compactor.abort();
+        result
+    }
+}
+
+/// Compacts the store to the revision seen one interval ago, so watchers
+/// that keep up never lose history, as kube-apiserver's compactor does.
+async fn compact_periodically(registry: Registry, cancel: CancellationToken) {
+    let mut previous: Option<i64> = None;
+    let mut tick = tokio::time::interval(COMPACTION_INTERVAL);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Some(rev) = previous {
+            if let Err(e) = registry.kv().compact(rev).await {
+                tracing::warn!(revision = rev, error = %e, "compaction failed");
+            } else {
+                tracing::debug!(revision = rev, "compacted history");
+            }
+        }
+        previous = registry
+            .kv()
+            .range(store::RangeRequest { key: b"/registry/".to_vec(), range_end: store::prefix_end(b"/registry/"), count_only: true, ..Default::default() })
+            .await
+            .ok()
+            .map(|r| r.revision);
+    }
+}

@@ -34,38 +34,11 @@ use api::proto::resources_client::ResourcesClient;
 use api::proto::{self, ResourceRef};
 use api::{ApiError, ResourceInfo};
 use futures::{Stream, StreamExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
-/// Kubernetes types the client can handle: any `k8s-openapi` resource with
-/// standard object metadata.
-pub trait Object:
-    k8s_openapi::Resource
-    + k8s_openapi::Metadata<Ty = ObjectMeta>
-    + Serialize
-    + DeserializeOwned
-    + Clone
-    + Send
-    + Sync
-    + std::fmt::Debug
-    + 'static
-{
-}
-
-impl<K> Object for K where
-    K: k8s_openapi::Resource
-        + k8s_openapi::Metadata<Ty = ObjectMeta>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + Send
-        + Sync
-        + std::fmt::Debug
-        + 'static
-{
-}
+pub use api::Object;
 
 /// A connection to the api-server's gRPC `Resources` service. Cheap to
 /// clone: clones share one HTTP/2 connection.

@@ -1,0 +1,506 @@
+//! Per-kind rules: defaulting, validation, and what "spec" means.
+//!
+//! kube-apiserver gives each kind a *strategy* (`pkg/registry/<group>/<kind>/strategy.go`):
+//! `PrepareForCreate` and `PrepareForUpdate` decide which parts of an object
+//! a request may change (a plain update cannot touch status; a status
+//! update cannot touch spec), defaulting fills what the user left out
+//! (`replicas: 1`, `restartPolicy: Always`), and validation returns field
+//! errors that become a 422 `Invalid`. tinykube keeps that split with one
+//! [`Strategy`] impl per typed kind; the registry calls it through
+//! [`normalize`], which round-trips the JSON through the `k8s-openapi` type
+//! so a malformed object (a string where a number belongs) is a clear 400.
+
+use api::labels::Selector;
+use api::names;
+use api::status::FieldError;
+use api::{ApiError, ResourceInfo};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Endpoints, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Secret, Service,
+    ServiceAccount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
+
+/// Whether a write creates, updates, or updates only status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    /// A client's update: the stored status is kept.
+    Update,
+    /// A client's status update: everything but status is kept.
+    UpdateStatus,
+    /// The registry's own write of a whole object (a Binding sets
+    /// `spec.nodeName` and a status condition at one revision).
+    Whole,
+}
+
+/// One kind's rules. Every method has a do-nothing default, so a kind that
+/// is only stored needs no code.
+pub trait Strategy: api::Object {
+    /// Fill in what the user left out, as upstream's `SetDefaults_*`.
+    fn default(&mut self) {}
+
+    /// Field errors for a new or updated object.
+    fn validate(&self) -> Vec<FieldError> {
+        Vec::new()
+    }
+
+    /// Extra checks on update (immutable fields).
+    fn validate_update(&self, _old: &Self) -> Vec<FieldError> {
+        Vec::new()
+    }
+
+    /// The value of a field selector field this kind supports beyond
+    /// `metadata.name` and `metadata.namespace`; `None` if unsupported.
+    fn field(&self, _field: &str) -> Option<String> {
+        None
+    }
+}
+
+/// The parsed, defaulted, validated object, back as JSON.
+pub fn normalize(info: &ResourceInfo, obj: Value, old: Option<&Value>, op: Op) -> Result<Value, ApiError> {
+    macro_rules! dispatch {
+        ($($resource:literal => $ty:ty),* $(,)?) => {
+            match info.resource {
+                $($resource => typed::<$ty>(info, obj, old, op),)*
+                other => Err(ApiError::internal(format!("no strategy for {other}"))),
+            }
+        };
+    }
+    dispatch! {
+        "pods" => Pod, "nodes" => Node, "namespaces" => Namespace, "events" => Event,
+        "services" => Service, "endpoints" => Endpoints, "configmaps" => ConfigMap, "secrets" => Secret,
+        "serviceaccounts" => ServiceAccount, "deployments" => Deployment, "replicasets" => ReplicaSet,
+        "daemonsets" => DaemonSet, "statefulsets" => StatefulSet, "jobs" => Job, "leases" => Lease,
+    }
+}
+
+/// The value of field `field` of a stored object, for field selectors.
+pub fn field_value(info: &ResourceInfo, obj: &Value, field: &str) -> Option<String> {
+    match field {
+        "metadata.name" => return Some(obj["metadata"]["name"].as_str().unwrap_or_default().to_string()),
+        "metadata.namespace" => return Some(obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string()),
+        _ => {}
+    }
+    let s = |v: &Value| Some(v.as_str().unwrap_or_default().to_string());
+    match (info.resource, field) {
+        ("pods", "spec.nodeName") => s(&obj["spec"]["nodeName"]),
+        ("pods", "status.phase") => s(&obj["status"]["phase"]),
+        ("pods", "spec.restartPolicy") => s(&obj["spec"]["restartPolicy"]),
+        ("pods", "spec.schedulerName") => s(&obj["spec"]["schedulerName"]),
+        ("pods", "status.podIP") => s(&obj["status"]["podIP"]),
+        ("nodes", "spec.unschedulable") => Some(obj["spec"]["unschedulable"].as_bool().unwrap_or(false).to_string()),
+        ("events", f) if f.starts_with("involvedObject.") => {
+            s(&obj["involvedObject"][f.trim_start_matches("involvedObject.")])
+        }
+        ("events", "reason") => s(&obj["reason"]),
+        ("events", "type") => s(&obj["type"]),
+        ("secrets", "type") => s(&obj["type"]),
+        _ => None,
+    }
+}
+
+fn typed<K: Strategy>(info: &ResourceInfo, mut obj: Value, old: Option<&Value>, op: Op) -> Result<Value, ApiError> {
+    // The status subresource splits an object in two: a plain write keeps
+    // the stored status, a status write keeps everything else.
+    if info.has_status {
+        if let Some(old) = old {
+            match op {
+                Op::Update => set_or_remove(&mut obj, "status", old.get("status").cloned()),
+                Op::UpdateStatus => {
+                    let status = obj.get("status").cloned();
+                    let mut merged = old.clone();
+                    set_or_remove(&mut merged, "status", status);
+                    merged["metadata"] = obj["metadata"].clone();
+                    obj = merged;
+                }
+                Op::Create | Op::Whole => {}
+            }
+        }
+    }
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let mut typed: K = serde_json::from_value(obj).map_err(|e| {
+        ApiError::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: {e}", K::KIND, info.version, K::KIND))
+    })?;
+    typed.default();
+    let mut errors = typed.validate();
+    if let Some(old) = old {
+        if let Ok(old_typed) = serde_json::from_value::<K>(old.clone()) {
+            errors.extend(typed.validate_update(&old_typed));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(info.group, info.kind, &name, &errors));
+    }
+    let mut out = serde_json::to_value(&typed).map_err(ApiError::internal)?;
+    out["apiVersion"] = Value::String(info.api_version());
+    out["kind"] = Value::String(info.kind.to_string());
+    Ok(out)
+}
+
+fn set_or_remove(obj: &mut Value, key: &str, value: Option<Value>) {
+    if let Some(map) = obj.as_object_mut() {
+        match value {
+            Some(v) => {
+                map.insert(key.to_string(), v);
+            }
+            None => {
+                map.remove(key);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Shared validation helpers, named after upstream's.
+
+fn validate_dns_label(field: &str, value: &str) -> Vec<FieldError> {
+    names::validate_label(value).into_iter().map(|m| FieldError::invalid(field, format!("\"{value}\""), m)).collect()
+}
+
+fn validate_non_negative(field: &str, value: Option<i32>) -> Vec<FieldError> {
+    match value {
+        Some(v) if v < 0 => vec![FieldError::invalid(field, v, "must be greater than or equal to 0")],
+        _ => Vec::new(),
+    }
+}
+
+fn validate_selector_matches(field: &str, selector: Option<&LabelSelector>, template: &PodTemplateSpec) -> Vec<FieldError> {
+    let Some(selector) = selector else {
+        return vec![FieldError::required(format!("{field}.selector"))];
+    };
+    let parsed = match Selector::from_label_selector(selector) {
+        Ok(s) => s,
+        Err(e) => return vec![FieldError::invalid(format!("{field}.selector"), "selector", e)],
+    };
+    if parsed.is_empty() {
+        return vec![FieldError::invalid(format!("{field}.selector"), "{}", "empty selector is invalid for deployment")];
+    }
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+    if !parsed.matches(&labels) {
+        let shown = labels.iter().map(|(k, v)| format!("\"{k}\":\"{v}\"")).collect::<Vec<_>>().join(", ");
+        return vec![FieldError::invalid(
+            format!("{field}.template.metadata.labels"),
+            format!("map[string]string{{{shown}}}"),
+            "`selector` does not match template `labels`",
+        )];
+    }
+    Vec::new()
+}
+
+fn validate_containers(field: &str, containers: &[Container]) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if containers.is_empty() {
+        errs.push(FieldError::required(field));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, c) in containers.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        if c.name.is_empty() {
+            errs.push(FieldError::required(format!("{at}.name")));
+        } else {
+            errs.extend(validate_dns_label(&format!("{at}.name"), &c.name));
+            if !seen.insert(c.name.clone()) {
+                errs.push(FieldError { field: format!("{at}.name"), reason: "FieldValueDuplicate", message: format!("Duplicate value: \"{}\"", c.name) });
+            }
+        }
+        if c.image.as_deref().unwrap_or_default().trim().is_empty() {
+            errs.push(FieldError::required(format!("{at}.image")));
+        }
+        for (j, e) in c.env.iter().flatten().enumerate() {
+            if e.name.is_empty() {
+                errs.push(FieldError::required(format!("{at}.env[{j}].name")));
+            }
+        }
+    }
+    errs
+}
+
+fn validate_pod_spec(field: &str, spec: &PodSpec) -> Vec<FieldError> {
+    let mut errs = validate_containers(&format!("{field}.containers"), &spec.containers);
+    if let Some(policy) = spec.restart_policy.as_deref() {
+        if !["Always", "OnFailure", "Never"].contains(&policy) {
+            errs.push(FieldError::not_supported(format!("{field}.restartPolicy"), format!("\"{policy}\""), &["Always", "OnFailure", "Never"]));
+        }
+    }
+    if let Some(g) = spec.termination_grace_period_seconds {
+        if g < 0 {
+            errs.push(FieldError::invalid(format!("{field}.terminationGracePeriodSeconds"), g, "must be greater than or equal to 0"));
+        }
+    }
+    errs
+}
+
+fn default_pod_spec(spec: &mut PodSpec) {
+    spec.restart_policy.get_or_insert_with(|| "Always".into());
+    spec.termination_grace_period_seconds.get_or_insert(30);
+    spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
+    spec.scheduler_name.get_or_insert_with(|| "default-scheduler".into());
+    spec.service_account_name.get_or_insert_with(|| "default".into());
+    spec.security_context.get_or_insert_with(Default::default);
+    for c in &mut spec.containers {
+        let latest = c.image.as_deref().is_some_and(|i| !i.contains(':') || i.ends_with(":latest"));
+        c.image_pull_policy.get_or_insert_with(|| if latest { "Always".into() } else { "IfNotPresent".into() });
+        c.termination_message_path.get_or_insert_with(|| "/dev/termination-log".into());
+        c.termination_message_policy.get_or_insert_with(|| "File".into());
+        // Requests default to limits, as upstream's defaulting does, so the
+        // scheduler sees what a container asked for either way.
+        if let Some(res) = c.resources.as_mut() {
+            if let Some(limits) = res.limits.clone() {
+                let requests = res.requests.get_or_insert_with(Default::default);
+                for (k, v) in limits {
+                    requests.entry(k).or_insert(v);
+                }
+            }
+        }
+        for p in c.ports.iter_mut().flatten() {
+            p.protocol.get_or_insert_with(|| "TCP".into());
+        }
+    }
+}
+
+fn default_template(t: &mut PodTemplateSpec) {
+    if let Some(spec) = t.spec.as_mut() {
+        default_pod_spec(spec);
+    }
+}
+
+fn immutable<T: PartialEq + serde::Serialize>(field: &str, new: &T, old: &T) -> Vec<FieldError> {
+    if new == old {
+        Vec::new()
+    } else {
+        let shown = serde_json::to_string(new).unwrap_or_default();
+        vec![FieldError::invalid(field, shown, "field is immutable")]
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The kinds.
+
+impl Strategy for Pod {
+    fn default(&mut self) {
+        if let Some(spec) = self.spec.as_mut() {
+            default_pod_spec(spec);
+        }
+        let status = self.status.get_or_insert_with(Default::default);
+        status.phase.get_or_insert_with(|| "Pending".into());
+        status.qos_class.get_or_insert_with(|| "BestEffort".into());
+    }
+
+    fn validate(&self) -> Vec<FieldError> {
+        match &self.spec {
+            Some(spec) => validate_pod_spec("spec", spec),
+            None => vec![FieldError::required("spec")],
+        }
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        // Upstream allows few pod spec changes (image, activeDeadlineSeconds,
+        // tolerations); the node binding in particular is set only by Binding.
+        let (new, old) = (self.spec.clone().unwrap_or_default(), old.spec.clone().unwrap_or_default());
+        let mut errs = Vec::new();
+        if old.node_name.is_some() && new.node_name != old.node_name {
+            errs.extend(immutable("spec.nodeName", &new.node_name, &old.node_name));
+        }
+        let names = |s: &PodSpec| s.containers.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        if names(&new) != names(&old) {
+            errs.push(FieldError::forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations) or `spec.terminationGracePeriodSeconds`"));
+        }
+        errs
+    }
+}
+
+impl Strategy for Deployment {
+    fn default(&mut self) {
+        let spec = self.spec.get_or_insert_with(Default::default);
+        spec.replicas.get_or_insert(1);
+        spec.revision_history_limit.get_or_insert(10);
+        spec.progress_deadline_seconds.get_or_insert(600);
+        let strategy = spec.strategy.get_or_insert_with(Default::default);
+        let kind = strategy.type_.get_or_insert_with(|| "RollingUpdate".into()).clone();
+        if kind == "RollingUpdate" {
+            let ru = strategy.rolling_update.get_or_insert_with(Default::default);
+            ru.max_surge.get_or_insert(IntOrString::String("25%".into()));
+            ru.max_unavailable.get_or_insert(IntOrString::String("25%".into()));
+        }
+        default_template(&mut spec.template);
+    }
+
+    fn validate(&self) -> Vec<FieldError> {
+        let Some(spec) = &self.spec else { return vec![FieldError::required("spec")] };
+        let mut errs = validate_non_negative("spec.replicas", spec.replicas);
+        errs.extend(validate_selector_matches("spec", Some(&spec.selector), &spec.template));
+        match spec.template.spec.as_ref() {
+            Some(pod) => {
+                errs.extend(validate_pod_spec("spec.template.spec", pod));
+                if pod.restart_policy.as_deref().is_some_and(|p| p != "Always") {
+                    errs.push(FieldError::not_supported("spec.template.spec.restartPolicy", format!("\"{}\"", pod.restart_policy.as_deref().unwrap_or_default()), &["Always"]));
+                }
+            }
+            None => errs.push(FieldError::required("spec.template.spec")),
+        }
+        if let Some(kind) = spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) {
+            if !["RollingUpdate", "Recreate"].contains(&kind) {
+                errs.push(FieldError::not_supported("spec.strategy.type", format!("\"{kind}\""), &["Recreate", "RollingUpdate"]));
+            }
+        }
+        errs
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        let sel = |d: &Deployment| d.spec.as_ref().map(|s| s.selector.clone());
+        immutable("spec.selector", &sel(self), &sel(old))
+    }
+}
+
+impl Strategy for ReplicaSet {
+    fn default(&mut self) {
+        let spec = self.spec.get_or_insert_with(Default::default);
+        spec.replicas.get_or_insert(1);
+        if let Some(t) = spec.template.as_mut() {
+            default_template(t);
+        }
+    }
+
+    fn validate(&self) -> Vec<FieldError> {
+        let Some(spec) = &self.spec else { return vec![FieldError::required("spec")] };
+        let mut errs = validate_non_negative("spec.replicas", spec.replicas);
+        match &spec.template {
+            Some(t) => {
+                errs.extend(validate_selector_matches("spec", Some(&spec.selector), t));
+                if let Some(pod) = &t.spec {
+                    errs.extend(validate_pod_spec("spec.template.spec", pod));
+                }
+            }
+            None if spec.replicas.unwrap_or(1) > 0 => errs.push(FieldError::required("spec.template")),
+            None => {}
+        }
+        errs
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        let sel = |r: &ReplicaSet| r.spec.as_ref().map(|s| s.selector.clone());
+        immutable("spec.selector", &sel(self), &sel(old))
+    }
+}
+
+impl Strategy for Namespace {
+    fn default(&mut self) {
+        let status = self.status.get_or_insert_with(Default::default);
+        status.phase.get_or_insert_with(|| "Active".into());
+        // Upstream labels every namespace with its own name.
+        if let Some(name) = self.metadata.name.clone() {
+            self.metadata.labels.get_or_insert_with(Default::default).insert("kubernetes.io/metadata.name".into(), name);
+        }
+    }
+}
+
+impl Strategy for Node {
+    fn field(&self, field: &str) -> Option<String> {
+        (field == "spec.unschedulable")
+            .then(|| self.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false).to_string())
+    }
+}
+
+impl Strategy for Event {}
+impl Strategy for Service {}
+impl Strategy for Endpoints {}
+impl Strategy for ConfigMap {}
+impl Strategy for Secret {}
+impl Strategy for ServiceAccount {}
+impl Strategy for DaemonSet {}
+impl Strategy for StatefulSet {}
+impl Strategy for Job {}
+impl Strategy for Lease {}
+
+/// Whether a name must be a DNS-1123 label (stricter) rather than a subdomain.
+pub fn name_is_label(info: &ResourceInfo) -> bool {
+    matches!(info.resource, "namespaces" | "services")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deploy(replicas: i64, labels: Value) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "web", "image": "busybox", "command": ["sleep", "1000"]}]}}
+            }
+        })
+    }
+
+    fn info(resource: &str) -> &'static ResourceInfo {
+        api::resources::RESOURCES.iter().find(|r| r.resource == resource).unwrap()
+    }
+
+    #[test]
+    fn deployment_defaults_match_upstream() {
+        let out = normalize(info("deployments"), deploy(3, json!({"app": "web"})), None, Op::Create).unwrap();
+        assert_eq!(out["spec"]["strategy"]["type"], "RollingUpdate");
+        assert_eq!(out["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+        assert_eq!(out["spec"]["revisionHistoryLimit"], 10);
+        assert_eq!(out["spec"]["template"]["spec"]["restartPolicy"], "Always");
+        assert_eq!(out["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "Always");
+    }
+
+    #[test]
+    fn invalid_deployments_name_the_field() {
+        let cases = [
+            (deploy(-1, json!({"app": "web"})), "spec.replicas", "Deployment.apps \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
+            (deploy(1, json!({"app": "api"})), "spec.template.metadata.labels", ""),
+        ];
+        for (obj, field, message) in cases {
+            let err = normalize(info("deployments"), obj, None, Op::Create).unwrap_err();
+            assert_eq!(err.code, 422);
+            assert_eq!(err.details.as_ref().unwrap().causes[0].field, field);
+            if !message.is_empty() {
+                assert_eq!(err.message, message);
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_types_are_a_bad_request() {
+        let mut obj = deploy(1, json!({"app": "web"}));
+        obj["spec"]["replicas"] = json!("three");
+        let err = normalize(info("deployments"), obj, None, Op::Create).unwrap_err();
+        assert_eq!(err.code, 400);
+    }
+
+    #[test]
+    fn status_subresource_splits_writes() {
+        let old = normalize(info("deployments"), deploy(1, json!({"app": "web"})), None, Op::Create).unwrap();
+        let mut old = old;
+        old["status"] = json!({"replicas": 1});
+        let mut update = old.clone();
+        update["status"] = json!({"replicas": 99});
+        update["spec"]["replicas"] = json!(5);
+        let plain = normalize(info("deployments"), update.clone(), Some(&old), Op::Update).unwrap();
+        assert_eq!(plain["status"]["replicas"], 1);
+        assert_eq!(plain["spec"]["replicas"], 5);
+        let status = normalize(info("deployments"), update, Some(&old), Op::UpdateStatus).unwrap();
+        assert_eq!(status["status"]["replicas"], 99);
+        assert_eq!(status["spec"]["replicas"], 1);
+    }
+
+    #[test]
+    fn selector_is_immutable() {
+        let old = normalize(info("deployments"), deploy(1, json!({"app": "web"})), None, Op::Create).unwrap();
+        let mut new = old.clone();
+        new["spec"]["selector"]["matchLabels"]["app"] = json!("api");
+        new["spec"]["template"]["metadata"]["labels"]["app"] = json!("api");
+        let err = normalize(info("deployments"), new, Some(&old), Op::Update).unwrap_err();
+        assert_eq!(err.details.unwrap().causes[0].field, "spec.selector");
+    }
+}
