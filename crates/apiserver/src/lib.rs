@@ -21,12 +21,14 @@
 //! - [`watch`]: store events as Kubernetes watch events, with selectors.
 //! - [`grpc`]: the `Resources` gRPC service components use.
 //! - [`proxy`]: reaching a pod's node agent for logs.
+//! - [`table`]: the columns `get` prints for each kind.
 //! - [`ApiServer`]: serving it all on one listener, plus the compactor.
 
 pub mod grpc;
 pub mod proxy;
 pub mod registry;
 pub mod strategy;
+pub mod table;
 pub mod watch;
 
 use std::sync::Arc;

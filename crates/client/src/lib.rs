@@ -20,9 +20,11 @@
 //!   replace_status, delete), in the shape of kube-rs's `Api`.
 //! - [`informer`]: reflector + cache ([`informer::Informer`]), with the
 //!   relist-on-410 and reconnect loop.
+//! - [`dynamic`]: untyped access to any kind, for tools such as the CLI.
 //! - [`events`]: the event recorder components use to say what they did.
 //! - [`workqueue`]: a de-duplicating, rate-limited queue of keys.
 
+pub mod dynamic;
 pub mod events;
 pub mod informer;
 pub mod workqueue;
