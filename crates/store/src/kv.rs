@@ -110,8 +110,10 @@ pub enum CompareResult {
 }
 
 /// `Compare`: a guard of a transaction. A missing key has version,
-/// create_revision and mod_revision 0 and an empty value, as in etcd, so
-/// "create if absent" is `ModRevision(0) == Equal`.
+/// create_revision and mod_revision 0, as in etcd, so "create if absent" is
+/// `ModRevision(0) == Equal`. A `Value` compare on a missing key always
+/// fails, whatever the operator: etcd cannot tell an empty value from no
+/// value on the wire, so it refuses to guess.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compare {
     pub key: Vec<u8>,
