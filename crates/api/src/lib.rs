@@ -18,6 +18,7 @@
 //!   plural resource name, scope, and the `/registry/...` key of an object.
 //! - [`names`]: DNS-1123 name validation, with upstream's messages.
 //! - [`labels`] and [`fields`]: label and field selectors, parsed and matched.
+//! - [`quantity`]: resource quantities (`100m`, `1.5Gi`) as millicores and bytes.
 //! - [`status`]: [`ApiError`], the Kubernetes `Status` error, and its one
 //!   mapping to and from gRPC.
 //! - [`time`]: timestamps in the form Kubernetes writes them.
@@ -25,6 +26,7 @@
 pub mod fields;
 pub mod labels;
 pub mod names;
+pub mod quantity;
 pub mod resources;
 pub mod status;
 pub mod time;

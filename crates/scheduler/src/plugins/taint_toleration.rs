@@ -1,0 +1,133 @@
+//! TaintToleration: a node's taints repel pods that do not tolerate them.
+//!
+//! A taint `key=value:Effect` on a node keeps away every pod without a
+//! matching toleration. The filter looks at the two effects that forbid
+//! placement, `NoSchedule` and `NoExecute`; `PreferNoSchedule` only lowers
+//! a node's score upstream, which tinykube does not score.
+
+use k8s_openapi::api::core::v1::{Taint, Toleration};
+
+use crate::framework::{Code, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
+
+pub const NAME: &str = "TaintToleration";
+/// The reason's prefix; the first untolerated taint follows as
+/// `{key: value}`, as upstream's `ErrReasonNotMatch` formats it.
+pub const ERR_REASON: &str = "node(s) had untolerated taint";
+
+/// The filter plugin.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TaintToleration;
+
+/// Whether one toleration matches one taint (upstream
+/// `Toleration.ToleratesTaint`): an empty effect matches every effect, an
+/// empty key (with `Exists`) every key; `Exists` ignores the value, while
+/// `Equal` (the default operator) requires the same value.
+pub fn tolerates_taint(toleration: &Toleration, taint: &Taint) -> bool {
+    let effect = toleration.effect.as_deref().unwrap_or_default();
+    if !effect.is_empty() && effect != taint.effect {
+        return false;
+    }
+    let key = toleration.key.as_deref().unwrap_or_default();
+    if !key.is_empty() && key != taint.key {
+        return false;
+    }
+    match toleration.operator.as_deref().unwrap_or_default() {
+        "" | "Equal" => toleration.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default(),
+        "Exists" => true,
+        _ => false,
+    }
+}
+
+/// Whether any of `tolerations` matches `taint`.
+pub fn tolerations_tolerate_taint(tolerations: &[Toleration], taint: &Taint) -> bool {
+    tolerations.iter().any(|t| tolerates_taint(t, taint))
+}
+
+/// The first `NoSchedule` or `NoExecute` taint no toleration matches.
+pub fn find_untolerated_taint<'a>(taints: &'a [Taint], tolerations: &[Toleration]) -> Option<&'a Taint> {
+    taints
+        .iter()
+        .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+        .find(|t| !tolerations_tolerate_taint(tolerations, t))
+}
+
+/// The reason string for an untolerated taint: `node(s) had untolerated
+/// taint {dedicated: gpu}`.
+pub fn err_reason(taint: &Taint) -> String {
+    format!("{ERR_REASON} {{{}: {}}}", taint.key, taint.value.as_deref().unwrap_or_default())
+}
+
+impl Plugin for TaintToleration {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+}
+
+impl FilterPlugin for TaintToleration {
+    fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
+        let taints = node.node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default();
+        let tolerations = pod.pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default();
+        match find_untolerated_taint(taints, tolerations) {
+            None => Status::success(),
+            Some(taint) => Status::new(Code::UnschedulableAndUnresolvable, err_reason(taint)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::testing::{node, node_info, pod, pod_info, taint, toleration};
+
+    #[test]
+    fn tolerates_taint_table() {
+        let gpu = taint("dedicated", "gpu", "NoSchedule");
+        let cases = [
+            ("equal key, value and effect", toleration("dedicated", "Equal", "gpu", "NoSchedule"), true),
+            ("empty operator means Equal", toleration("dedicated", "", "gpu", "NoSchedule"), true),
+            ("empty effect matches all effects", toleration("dedicated", "Equal", "gpu", ""), true),
+            ("other value", toleration("dedicated", "Equal", "cpu", "NoSchedule"), false),
+            ("other effect", toleration("dedicated", "Equal", "gpu", "NoExecute"), false),
+            ("other key", toleration("team", "Equal", "gpu", "NoSchedule"), false),
+            ("Exists ignores the value", toleration("dedicated", "Exists", "", "NoSchedule"), true),
+            ("empty key with Exists tolerates everything", toleration("", "Exists", "", ""), true),
+            ("unknown operator", toleration("dedicated", "In", "gpu", "NoSchedule"), false),
+        ];
+        for (name, t, want) in cases {
+            assert_eq!(tolerates_taint(&t, &gpu), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn filter() {
+        let cases = vec![
+            ("no taints", vec![], vec![], None),
+            ("untolerated NoSchedule", vec![taint("dedicated", "gpu", "NoSchedule")], vec![], Some("node(s) had untolerated taint {dedicated: gpu}")),
+            ("untolerated NoExecute", vec![taint("node.kubernetes.io/unreachable", "", "NoExecute")], vec![], Some("node(s) had untolerated taint {node.kubernetes.io/unreachable: }")),
+            ("PreferNoSchedule never filters", vec![taint("dedicated", "gpu", "PreferNoSchedule")], vec![], None),
+            ("tolerated", vec![taint("dedicated", "gpu", "NoSchedule")], vec![toleration("dedicated", "Equal", "gpu", "NoSchedule")], None),
+            (
+                "first untolerated of several is reported",
+                vec![taint("a", "1", "NoSchedule"), taint("b", "2", "NoSchedule")],
+                vec![toleration("a", "Exists", "", "")],
+                Some("node(s) had untolerated taint {b: 2}"),
+            ),
+        ];
+        for (name, taints, tolerations, want) in cases {
+            let mut n = node("n");
+            if let Some(spec) = n.spec.as_mut() {
+                spec.taints = Some(taints);
+            }
+            let mut p = pod("p");
+            if let Some(spec) = p.spec.as_mut() {
+                spec.tolerations = Some(tolerations);
+            }
+            let status = TaintToleration.filter(&pod_info(p), &node_info(n));
+            let expected = match want {
+                None => Status::success(),
+                Some(reason) => Status::new(Code::UnschedulableAndUnresolvable, reason),
+            };
+            assert_eq!(status, expected, "{name}");
+        }
+    }
+}
