@@ -6,6 +6,14 @@
 //! `involvedObject` is the object described. Recording never fails the
 //! caller: an event that cannot be written is logged and dropped, as
 //! upstream does.
+//!
+//! Repeats are folded, as upstream's event correlator does: the same
+//! reason and message about the same object bumps `count` and
+//! `lastTimestamp` of the existing Event instead of writing a new one, so a
+//! pod that cannot be scheduled for an hour has one event, not hundreds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -26,7 +34,13 @@ pub struct Recorder {
     client: Client,
     component: String,
     host: Option<String>,
+    /// (object uid, reason, message) -> (namespace, event name) of events
+    /// already written, for folding repeats.
+    seen: Arc<Mutex<HashMap<(String, String, String), (String, String)>>>,
 }
+
+/// How many distinct events a recorder remembers for folding.
+const SEEN_CAPACITY: usize = 4096;
 
 /// An `ObjectReference` to `obj`, as events and bindings carry.
 pub fn object_reference<K: Object>(obj: &K) -> ObjectReference {
@@ -44,7 +58,7 @@ pub fn object_reference<K: Object>(obj: &K) -> ObjectReference {
 
 impl Recorder {
     pub fn new(client: Client, component: &str, host: Option<&str>) -> Self {
-        Recorder { client, component: component.to_string(), host: host.map(str::to_string) }
+        Recorder { client, component: component.to_string(), host: host.map(str::to_string), seen: Default::default() }
     }
 
     /// Records an event about `obj`, in `obj`'s namespace (`default` for
@@ -57,6 +71,19 @@ impl Recorder {
     pub async fn record_ref(&self, involved: ObjectReference, kind: EventType, reason: &str, message: &str) {
         let namespace = involved.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into());
         let now = api::time::now();
+        let fold_key = (involved.uid.clone().unwrap_or_default(), reason.to_string(), message.to_string());
+        let known = self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&fold_key).cloned();
+        if let Some((ns, name)) = known {
+            let api = Api::<Event>::namespaced(self.client.clone(), &ns);
+            if let Ok(Some(mut existing)) = api.get_opt(&name).await {
+                existing.count = Some(existing.count.unwrap_or(1) + 1);
+                existing.last_timestamp = Some(now.clone());
+                match api.replace(&existing).await {
+                    Ok(_) => return,
+                    Err(e) => tracing::debug!(reason, error = %e, "cannot fold event; writing a new one"),
+                }
+            }
+        }
         // Upstream names events `<object>.<unix nanos in hex>`.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -80,8 +107,15 @@ impl Recorder {
             count: Some(1),
             ..Default::default()
         };
-        if let Err(e) = Api::<Event>::namespaced(self.client.clone(), &namespace).create(&event).await {
-            tracing::debug!(reason, error = %e, "dropping event");
+        match Api::<Event>::namespaced(self.client.clone(), &namespace).create(&event).await {
+            Ok(created) => {
+                let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+                if seen.len() >= SEEN_CAPACITY {
+                    seen.clear();
+                }
+                seen.insert(fold_key, (namespace, created.metadata.name.unwrap_or_default()));
+            }
+            Err(e) => tracing::debug!(reason, error = %e, "dropping event"),
         }
     }
 }
