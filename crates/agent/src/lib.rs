@@ -1,1 +1,292 @@
-//! placeholder
+//! # The node agent: tinykube's kubelet
+//!
+//! In Kubernetes, nothing the api-server stores ever runs by itself. On every
+//! node a *kubelet* makes the node's share of the cluster real: it registers
+//! a Node object so the scheduler can place pods there, proves every few
+//! seconds that it is alive (a Lease and the Node's `Ready` condition),
+//! watches the pods bound to its node, and for each one asks a container
+//! runtime to start, restart and stop containers until what runs matches
+//! what the pod asks for. It reports back through the pod's status, which is
+//! how `kubectl get pods` learns that a pod is `Running` or in
+//! `CrashLoopBackOff`. Deleting a pod is a conversation: the api-server only
+//! marks it (`deletionTimestamp`); the kubelet stops the containers, giving
+//! each its grace period between SIGTERM and SIGKILL, and then deletes the
+//! object for good.
+//!
+//! This crate is that agent, shaped like the kubelet so that the names can
+//! be looked up upstream: node registration and status, the node Lease, a
+//! sync loop feeding per-pod workers, a CRI-shaped runtime interface,
+//! restart policies with crash-loop back-off, and a logs endpoint.
+//!
+//! Where tinykube simplifies:
+//! - The runtime is `process`: a container is its command run as a local
+//!   process group; the image is recorded, never pulled, and pods share the
+//!   host's network (so a pod's IP is the node's). Docker and a `hollow`
+//!   (simulated) runtime are planned behind the same [`runtime::Runtime`] trait.
+//! - No probes yet: a container is ready as soon as it runs. No init
+//!   containers, volumes, exec or resource limits.
+//! - Log lines carry no timestamps (`timestamps` is ignored).
+//! - Writing only the agent's own Node, own Lease and the status of its own
+//!   pods — the architecture invariant — holds here as upstream.
+//!
+//! A restarted agent does not start duplicates: the process runtime keeps a
+//! state file per running container and *adopts* processes that are still
+//! alive (see [`runtime::process`]).
+//!
+//! # Layout
+//! - [`run`] and [`Config`]: the entry point the binary calls.
+//! - [`node`]: Node registration, capacity and the status heartbeat.
+//! - [`lease`]: the `kube-node-lease` heartbeat Lease.
+//! - [`sync_loop`]: routes pod changes and container events to workers.
+//! - [`worker`]: one pod worker per pod: start, restart, terminate.
+//! - [`status`]: pod status and phase as pure functions.
+//! - [`backoff`]: crash-loop back-off.
+//! - [`env`]: a container's environment (fieldRef, ConfigMap and Secret keys).
+//! - [`runtime`]: the CRI-shaped [`runtime::Runtime`] trait and the process runtime.
+//! - [`logs`]: the agent's gRPC server (`Agent.Logs`).
+//! - `sys`: signals and `/proc`.
+
+pub mod backoff;
+pub mod env;
+pub mod lease;
+pub mod logs;
+pub mod node;
+pub mod runtime;
+pub mod status;
+pub mod sync_loop;
+mod sys;
+pub mod worker;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::proto::agent_server::AgentServer;
+use client::informer::{Cache, Informer};
+use client::{Api, Client, ListParams};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use tokio_util::sync::CancellationToken;
+
+use crate::logs::{LogsService, PodLookup};
+use crate::node::{HostInfo, NodeIdentity};
+use crate::runtime::process::ProcessRuntime;
+use crate::runtime::{Runtime, RuntimeError};
+use crate::sync_loop::PodWorkers;
+use crate::worker::Context;
+
+/// Which container runtime runs the pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuntimeKind {
+    /// Containers as local processes; see [`runtime::process`].
+    #[default]
+    Process,
+}
+
+/// How the agent runs. [`Config::new`] gives upstream's defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The Node's name; also its `kubernetes.io/hostname` label.
+    pub node_name: String,
+    /// Agent state (`agent/`) and container logs (`pods/`) live here.
+    pub data_dir: PathBuf,
+    pub runtime: RuntimeKind,
+    /// Where the agent's own gRPC server (logs) listens; port 0 picks one.
+    /// The chosen port is published on the Node for the api-server.
+    pub listen: SocketAddr,
+    /// The node's `InternalIP`: where the api-server reaches this agent,
+    /// and every pod's IP in the process runtime.
+    pub node_ip: IpAddr,
+    /// First crash-loop back-off (upstream: 10 s), doubled per restart...
+    pub backoff_base: Duration,
+    /// ... up to this (upstream: 300 s).
+    pub backoff_cap: Duration,
+    /// How often the Node status is written and the Lease renewed.
+    pub status_update_period: Duration,
+}
+
+impl Config {
+    pub fn new(node_name: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            node_name: node_name.into(),
+            data_dir: data_dir.into(),
+            runtime: RuntimeKind::Process,
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            node_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            backoff_base: Duration::from_secs(10),
+            backoff_cap: Duration::from_secs(300),
+            status_update_period: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The agent's failures; everything after start-up is retried instead.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The container runtime could not be opened (its state directory).
+    #[error("container runtime: {0}")]
+    Runtime(#[from] RuntimeError),
+    /// The agent's gRPC server could not bind its address.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+/// How long shutdown gives each container between SIGTERM and SIGKILL at
+/// most: the agent is going away, not the pod.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How soon a failed registration is retried.
+const REGISTER_RETRY: Duration = Duration::from_secs(1);
+
+/// Runs the agent until `cancel`: registers the Node, keeps its status and
+/// Lease fresh, runs the pods bound to it and serves their logs. On cancel
+/// it stops every container it runs (SIGTERM, at most 5 s, SIGKILL) but
+/// leaves the pods' objects alone, and returns.
+pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> Result<(), Error> {
+    let runtime: Arc<dyn Runtime> = match config.runtime {
+        RuntimeKind::Process => Arc::new(ProcessRuntime::open(config.data_dir.join("agent").join("containers"))?),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Listen { addr: config.listen, source })?;
+    let port = listener.local_addr().map_err(|source| Error::Listen { addr: config.listen, source })?.port();
+    let identity = NodeIdentity {
+        name: config.node_name.clone(),
+        address: config.node_ip.to_string(),
+        port,
+        runtime_version: runtime.version(),
+    };
+    let host = HostInfo::read();
+    tracing::info!(node = %identity.name, port, runtime = %identity.runtime_version, "agent starting");
+
+    let Some(node) = register_until_done(&client, &identity, &host, &cancel).await else {
+        return Ok(());
+    };
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(status_loop(client.clone(), identity.clone(), host.clone(), config.status_update_period, cancel.clone()));
+    background.spawn(lease_loop(client.clone(), node, config.status_update_period, cancel.clone()));
+
+    // Subscribe before anything runs so no container event is missed.
+    let events = runtime.subscribe();
+    let (changes_tx, changes) = tokio::sync::mpsc::unbounded_channel();
+    let informer = Informer::spawn(
+        Api::<Pod>::all(client.clone()),
+        ListParams::fields(format!("spec.nodeName={}", config.node_name)),
+        cancel.child_token(),
+        move |change| {
+            let _ = changes_tx.send(change);
+        },
+    );
+
+    let cache = informer.cache.clone();
+    let lookup: PodLookup = Arc::new(move |ns: &str, name: &str| cache.get(&format!("{ns}/{name}")));
+    let service = LogsService { runtime: runtime.clone(), data_dir: config.data_dir.clone(), pods: lookup };
+    let server_cancel = cancel.clone();
+    background.spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let served = tonic::transport::Server::builder()
+            .add_service(AgentServer::new(service))
+            .serve_with_incoming_shutdown(incoming, server_cancel.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "agent gRPC server failed");
+        }
+    });
+
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = informer.wait_synced() => {
+            kill_orphans(&runtime, &informer.cache).await;
+            let ctx = Arc::new(Context {
+                client: client.clone(),
+                runtime: runtime.clone(),
+                recorder: client::events::Recorder::new(client.clone(), "kubelet", Some(&config.node_name)),
+                node_address: config.node_ip.to_string(),
+                data_dir: config.data_dir.clone(),
+                backoff_base: config.backoff_base,
+                backoff_cap: config.backoff_cap,
+                image_notice: std::sync::Once::new(),
+            });
+            PodWorkers::new(ctx, cancel.child_token()).run(changes, events).await;
+        }
+    }
+
+    shutdown(&runtime, &informer.cache).await;
+    cancel.cancel();
+    while background.join_next().await.is_some() {}
+    tracing::info!(node = %config.node_name, "agent stopped");
+    Ok(())
+}
+
+/// Registers the Node, retrying until it works; `None` if cancelled first.
+async fn register_until_done(client: &Client, id: &NodeIdentity, host: &HostInfo, cancel: &CancellationToken) -> Option<Node> {
+    loop {
+        match node::register(client, id, host).await {
+            Ok(node) => return Some(node),
+            Err(e) => tracing::warn!(node = %id.name, error = %e, "node registration failed; retrying"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            _ = tokio::time::sleep(REGISTER_RETRY) => {}
+        }
+    }
+}
+
+async fn status_loop(client: Client, id: NodeIdentity, host: HostInfo, period: Duration, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        if let Err(e) = node::heartbeat(&client, &id, &host).await {
+            tracing::warn!(node = %id.name, error = %e, "node status update failed");
+        }
+    }
+}
+
+async fn lease_loop(client: Client, node: Node, period: Duration, cancel: CancellationToken) {
+    loop {
+        if let Err(e) = lease::renew(&client, &node).await {
+            tracing::warn!(node = ?node.metadata.name, error = %e, "node lease renewal failed");
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+    }
+}
+
+/// Kills containers (adopted from a previous agent) whose pod is no longer
+/// bound to this node, as the kubelet's housekeeping kills orphaned pods.
+async fn kill_orphans(runtime: &Arc<dyn Runtime>, pods: &Cache<Pod>) {
+    let live: std::collections::HashSet<String> = pods.list().iter().filter_map(|p| p.metadata.uid.clone()).collect();
+    for c in runtime.list_containers().await {
+        if live.contains(&c.pod.uid) {
+            continue;
+        }
+        tracing::info!(pod = %format!("{}/{}", c.pod.namespace, c.pod.name), container = %c.name, "killing a container whose pod is gone");
+        if let Err(e) = runtime.remove_container(&c.id).await {
+            tracing::warn!(container = %c.id, error = %e, "cannot kill orphaned container");
+        }
+    }
+}
+
+/// Stops every running container at once, each with its pod's grace period
+/// capped at [`SHUTDOWN_GRACE`].
+async fn shutdown(runtime: &Arc<dyn Runtime>, pods: &Cache<Pod>) {
+    let all_pods = pods.list();
+    let stops = runtime.list_containers().await.into_iter().filter(|c| c.is_running()).map(|c| {
+        let grace = all_pods
+            .iter()
+            .find(|p| p.metadata.uid.as_deref() == Some(c.pod.uid.as_str()))
+            .map(|p| worker::grace_period(p))
+            .unwrap_or(SHUTDOWN_GRACE)
+            .min(SHUTDOWN_GRACE);
+        let runtime = runtime.clone();
+        async move {
+            if let Err(e) = runtime.stop_container(&c.id, grace).await {
+                tracing::warn!(container = %c.id, error = %e, "cannot stop container at shutdown");
+            }
+        }
+    });
+    futures::future::join_all(stops).await;
+}

@@ -1,0 +1,748 @@
+//! Pod workers: one task per pod that makes what runs match what the pod
+//! asks for.
+//!
+//! The kubelet's `podWorkers` give every pod its own goroutine, so a slow
+//! pod (a container with a long grace period) never holds up the others.
+//! Each worker runs `syncPod` whenever the pod changes or one of its
+//! containers does, and on a timer while a container waits out its
+//! back-off. A sync is level-based: it looks at the pod and at the runtime
+//! as they are now, never at what woke it, so running it twice is harmless.
+//!
+//! One sync:
+//! 1. A pod with a `deletionTimestamp` is *terminating*: stop every
+//!    container (SIGTERM, the pod's grace period, SIGKILL), write the final
+//!    status, and delete the pod object with grace period 0, which is how
+//!    the kubelet tells the api-server it is really gone.
+//! 2. Otherwise each container is checked against the runtime: running is
+//!    fine; never started means start it; exited means restart it if the
+//!    restart policy says so and the back-off allows, else report
+//!    `CrashLoopBackOff` and wake when the back-off ends.
+//! 3. The pod status is computed (see `status`) and written if it changed.
+//!
+//! A pod that vanishes from the watch without passing through termination
+//! (a forced delete) only has its processes stopped.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use client::events::{EventType, Recorder};
+use client::{Api, Client};
+use k8s_openapi::api::core::v1::{Container, ContainerStateTerminated, Pod, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::{go_duration, Backoff};
+use crate::env;
+use crate::runtime::{ContainerConfig, ContainerState, ContainerStatus, PodRef, Runtime, RuntimeError};
+use crate::status::{self, ContainerView, Current};
+
+/// The kubelet never gives a container less than this to stop when a pod
+/// is deleted (upstream's `minimumGracePeriodInSeconds`).
+const MINIMUM_GRACE: Duration = Duration::from_secs(2);
+/// The pod's `terminationGracePeriodSeconds` when unset.
+const DEFAULT_GRACE_SECONDS: i64 = 30;
+/// How soon to retry a failed api-server write.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// What every pod worker shares.
+pub struct Context {
+    pub client: Client,
+    pub runtime: Arc<dyn Runtime>,
+    pub recorder: Recorder,
+    pub node_address: String,
+    pub data_dir: PathBuf,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Set once the "images are not used" notice has been logged.
+    pub image_notice: std::sync::Once,
+}
+
+/// `<data_dir>/pods/<namespace>_<name>_<uid>`: where a pod's logs live.
+pub fn pod_dir(data_dir: &Path, pod: &PodRef) -> PathBuf {
+    data_dir.join("pods").join(format!("{}_{}_{}", pod.namespace, pod.name, pod.uid))
+}
+
+/// `<pod dir>/<container>/<attempt>.log`.
+pub fn log_path(data_dir: &Path, pod: &PodRef, container: &str, attempt: i32) -> PathBuf {
+    pod_dir(data_dir, pod).join(container).join(format!("{attempt}.log"))
+}
+
+pub fn pod_ref(pod: &Pod) -> PodRef {
+    PodRef {
+        namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+    }
+}
+
+/// The grace period to stop a pod's containers with: the deletion's, else
+/// the pod's own.
+pub fn grace_period(pod: &Pod) -> Duration {
+    let seconds = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(DEFAULT_GRACE_SECONDS);
+    Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+}
+
+/// Whether a container that exited with `exit_code` runs again.
+pub fn should_restart(restart_policy: &str, exit_code: i32) -> bool {
+    match restart_policy {
+        "Never" => false,
+        "OnFailure" => exit_code != 0,
+        _ => true,
+    }
+}
+
+/// The pod status's view of a finished runtime container.
+fn terminated_from(s: &ContainerStatus) -> ContainerStateTerminated {
+    ContainerStateTerminated {
+        container_id: Some(s.container_id()),
+        exit_code: s.exit_code.unwrap_or(137),
+        reason: Some(s.reason.clone()).filter(|r| !r.is_empty()),
+        message: Some(s.message.clone()).filter(|m| !m.is_empty()),
+        started_at: s.started_at.map(Time),
+        finished_at: s.finished_at.map(Time),
+        ..Default::default()
+    }
+}
+
+/// The worker's memory of one container across syncs.
+#[derive(Debug, Default)]
+struct Record {
+    /// The attempt number of the latest run (the status's restartCount).
+    restart_count: i32,
+    /// The runtime id of the latest run, while the runtime knows it.
+    instance: Option<String>,
+    /// How the latest run ended, when the runtime no longer knows it
+    /// (learned from the pod status after an agent restart).
+    ended: Option<ContainerStateTerminated>,
+    /// How the run before the latest one ended.
+    last_terminated: Option<ContainerStateTerminated>,
+    /// When the worker first saw the latest run exit: the back-off clock.
+    exit_seen: Option<Instant>,
+    /// Why the container cannot be created, when it cannot.
+    create_error: Option<(String, String)>,
+    /// The BackOff event for the latest exit has been recorded.
+    backoff_reported: bool,
+}
+
+impl Record {
+    fn has_run(&self) -> bool {
+        self.instance.is_some() || self.ended.is_some()
+    }
+}
+
+/// What a sync tells the worker loop.
+enum Outcome {
+    /// Sync again on the next change, or at this instant.
+    Wait(Option<Instant>),
+    /// The pod is gone: the worker ends.
+    Done,
+}
+
+/// One pod's worker.
+pub struct PodWorker {
+    ctx: Arc<Context>,
+    records: HashMap<String, Record>,
+    backoff: Backoff,
+    seeded: bool,
+    /// The status we last wrote and the resourceVersion the write
+    /// produced, so an informer that has not caught up yet does not make
+    /// us write the same status again.
+    last_written: Option<(u64, PodStatus)>,
+}
+
+fn rv(pod: &Pod) -> u64 {
+    pod.metadata.resource_version.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+impl PodWorker {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        let backoff = Backoff::new(ctx.backoff_base, ctx.backoff_cap);
+        PodWorker { ctx, records: HashMap::new(), backoff, seeded: false, last_written: None }
+    }
+
+    /// Runs until the pod is gone or `cancel` fires. `pods` carries the
+    /// latest version of the pod, `None` once it left the watch; a change
+    /// notification with the same value means "a container changed".
+    pub async fn run(mut self, mut pods: watch::Receiver<Option<Arc<Pod>>>, cancel: CancellationToken) {
+        let mut last_pod: Option<Arc<Pod>> = None;
+        loop {
+            let current = pods.borrow_and_update().clone();
+            let outcome = tokio::select! {
+                _ = cancel.cancelled() => return,
+                outcome = async {
+                    match &current {
+                        Some(pod) => self.sync(pod).await,
+                        None => {
+                            if let Some(pod) = &last_pod {
+                                self.stop_all(pod, grace_period(pod)).await;
+                                remove_dir(&pod_dir(&self.ctx.data_dir, &pod_ref(pod)));
+                            }
+                            Outcome::Done
+                        }
+                    }
+                } => outcome,
+            };
+            if current.is_some() {
+                last_pod = current;
+            }
+            let wake = match outcome {
+                Outcome::Done => return,
+                Outcome::Wait(wake) => wake,
+            };
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                changed = pods.changed() => if changed.is_err() { return },
+                _ = sleep => {}
+            }
+        }
+    }
+
+    /// Learns, once, what already exists: containers the runtime adopted
+    /// after an agent restart, and restart counts and last states from the
+    /// pod status, so counts keep growing and logs are not overwritten.
+    async fn seed(&mut self, pod: &Pod) {
+        self.seeded = true;
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        for c in self.ctx.runtime.list_containers().await.into_iter().filter(|c| c.pod.uid == uid) {
+            let rec = self.records.entry(c.name.clone()).or_default();
+            if rec.instance.is_none() || c.attempt >= rec.restart_count {
+                rec.restart_count = c.attempt;
+                rec.instance = Some(c.id.clone());
+            }
+        }
+        let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
+        for s in statuses {
+            let rec = self.records.entry(s.name.clone()).or_default();
+            let state = s.state.clone().unwrap_or_default();
+            let last = s.last_state.as_ref().and_then(|l| l.terminated.clone());
+            if rec.instance.is_some() {
+                rec.last_terminated = last;
+                continue;
+            }
+            rec.restart_count = rec.restart_count.max(s.restart_count);
+            if let Some(t) = state.terminated {
+                rec.ended = Some(t);
+                rec.last_terminated = last;
+            } else if state.running.is_some() {
+                // It was running when the previous agent lost sight of it.
+                rec.ended = Some(ContainerStateTerminated {
+                    exit_code: 137,
+                    reason: Some("ContainerStatusUnknown".into()),
+                    message: Some("The container could not be located when the agent restarted".into()),
+                    started_at: state.running.and_then(|r| r.started_at),
+                    ..Default::default()
+                });
+                rec.last_terminated = last;
+            } else if last.is_some() {
+                // It was waiting out a back-off after its latest run.
+                rec.ended = last;
+            }
+        }
+    }
+
+    async fn sync(&mut self, pod: &Arc<Pod>) -> Outcome {
+        if !self.seeded {
+            self.seed(pod).await;
+        }
+        if pod.metadata.deletion_timestamp.is_some() {
+            return self.terminate(pod).await;
+        }
+        let spec = pod.spec.clone().unwrap_or_default();
+        let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        // A pod that already finished never runs anything again.
+        let finished = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+        let mut wake: Option<Instant> = None;
+        let mut views = Vec::with_capacity(spec.containers.len());
+        for c in &spec.containers {
+            views.push(self.sync_container(pod, c, &policy, finished, &mut wake).await);
+        }
+        let new_status = status::pod_status(pod, &views, &self.ctx.node_address, false, &api::time::now());
+        if !self.write_status(pod, new_status).await {
+            wake = earliest(wake, Instant::now() + RETRY);
+        }
+        Outcome::Wait(wake)
+    }
+
+    /// Decides about one container and returns how it looks now.
+    async fn sync_container(
+        &mut self,
+        pod: &Arc<Pod>,
+        c: &Container,
+        policy: &str,
+        finished: bool,
+        wake: &mut Option<Instant>,
+    ) -> ContainerView {
+        let image = c.image.clone().unwrap_or_default();
+        let runtime = self.ctx.runtime.clone();
+        let rec = self.records.entry(c.name.clone()).or_default();
+        let view = |rec: &Record, current: Current| ContainerView {
+            name: c.name.clone(),
+            image: image.clone(),
+            restart_count: rec.restart_count,
+            current,
+            last_terminated: rec.last_terminated.clone(),
+        };
+
+        if let Some(id) = rec.instance.clone() {
+            match runtime.container_status(&id).await {
+                Ok(s) if s.state == ContainerState::Running => {
+                    let current = Current::Running { started_at: s.started_at.map(Time), container_id: s.container_id() };
+                    return view(rec, current);
+                }
+                Ok(s) if s.state == ContainerState::Exited => rec.ended = Some(terminated_from(&s)),
+                Ok(_) => return view(rec, Current::Waiting { reason: "ContainerCreating".into(), message: None }),
+                Err(_) => rec.instance = None,
+            }
+        }
+
+        let attempt = match rec.ended.clone() {
+            Some(ended) => {
+                if finished || !should_restart(policy, ended.exit_code) {
+                    return view(rec, Current::Terminated(ended));
+                }
+                let seen = *rec.exit_seen.get_or_insert_with(Instant::now);
+                if let Some(remaining) = self.backoff.in_backoff_since(&c.name, seen, Instant::now()) {
+                    let p = pod_ref(pod);
+                    let message = format!(
+                        "back-off {} restarting failed container={} pod={}_{}({})",
+                        go_duration(self.backoff.get(&c.name)),
+                        c.name,
+                        p.name,
+                        p.namespace,
+                        p.uid
+                    );
+                    if !rec.backoff_reported {
+                        rec.backoff_reported = true;
+                        let event = format!("Back-off restarting failed container {} in pod {}_{}({})", c.name, p.name, p.namespace, p.uid);
+                        self.ctx.recorder.record(pod.as_ref(), EventType::Warning, "BackOff", &event).await;
+                    }
+                    *wake = earliest(*wake, Instant::now() + remaining);
+                    let mut v = view(rec, Current::Waiting { reason: "CrashLoopBackOff".into(), message: Some(message) });
+                    // While waiting, the run that just ended is the last state.
+                    v.last_terminated = Some(ended);
+                    return v;
+                }
+                self.backoff.next(&c.name, seen);
+                if let Some(old) = rec.instance.take() {
+                    if let Err(e) = runtime.remove_container(&old).await {
+                        tracing::warn!(container = %c.name, error = %e, "cannot remove exited container");
+                    }
+                }
+                rec.last_terminated = Some(ended);
+                rec.ended = None;
+                rec.exit_seen = None;
+                rec.backoff_reported = false;
+                rec.restart_count + 1
+            }
+            None if finished => {
+                return view(rec, Current::Waiting { reason: "ContainerCreating".into(), message: None });
+            }
+            None => {
+                if rec.has_run() {
+                    rec.restart_count + 1
+                } else {
+                    rec.restart_count
+                }
+            }
+        };
+
+        let result = self.start(pod, c, attempt).await;
+        let rec = self.records.entry(c.name.clone()).or_default();
+        match result {
+            Ok(s) => {
+                rec.create_error = None;
+                rec.restart_count = attempt;
+                rec.instance = Some(s.id.clone());
+                let current = if s.is_running() {
+                    Current::Running { started_at: s.started_at.map(Time), container_id: s.container_id() }
+                } else {
+                    // It failed to start; the runtime's event brings us
+                    // back to handle it like any other exit.
+                    Current::Terminated(terminated_from(&s))
+                };
+                view(rec, current)
+            }
+            Err((reason, message, retry)) => {
+                if rec.create_error.as_ref() != Some(&(reason.clone(), message.clone())) {
+                    rec.create_error = Some((reason.clone(), message.clone()));
+                    self.ctx.recorder.record(pod.as_ref(), EventType::Warning, "Failed", &format!("Error: {message}")).await;
+                }
+                if retry {
+                    *wake = earliest(*wake, Instant::now() + self.ctx.backoff_base);
+                }
+                view(rec, Current::Waiting { reason, message: Some(message) })
+            }
+        }
+    }
+
+    /// Creates and starts attempt `attempt` of container `c`. On failure
+    /// returns the waiting reason, its message, and whether to retry on a
+    /// timer (a missing ConfigMap may appear; a missing command will not).
+    async fn start(&self, pod: &Arc<Pod>, c: &Container, attempt: i32) -> Result<ContainerStatus, (String, String, bool)> {
+        let p = pod_ref(pod);
+        let env = env::resolve(&self.ctx.client, pod, c, &self.ctx.node_address)
+            .await
+            .map_err(|e| ("CreateContainerConfigError".to_string(), e.0, true))?;
+        let image = c.image.clone().unwrap_or_default();
+        self.ctx.image_notice.call_once(|| {
+            tracing::info!("the process runtime records container images but does not use them: commands run on this host");
+        });
+        let config = ContainerConfig {
+            pod: p.clone(),
+            name: c.name.clone(),
+            attempt,
+            image,
+            argv: env::argv(c, &env),
+            env,
+            working_dir: c.working_dir.clone().filter(|d| !d.is_empty()),
+            log_path: log_path(&self.ctx.data_dir, &p, &c.name, attempt),
+        };
+        let runtime = &self.ctx.runtime;
+        let id = runtime.create_container(config).await.map_err(|e| match e {
+            RuntimeError::InvalidConfig(m) => ("CreateContainerError".to_string(), m, false),
+            other => ("CreateContainerError".to_string(), other.to_string(), true),
+        })?;
+        self.ctx.recorder.record(pod.as_ref(), EventType::Normal, "Created", &format!("Created container: {}", c.name)).await;
+        match runtime.start_container(&id).await {
+            Ok(()) => {
+                self.ctx.recorder.record(pod.as_ref(), EventType::Normal, "Started", &format!("Started container {}", c.name)).await;
+            }
+            Err(e) => {
+                self.ctx.recorder.record(pod.as_ref(), EventType::Warning, "Failed", &format!("Error: {e}")).await;
+            }
+        }
+        runtime.container_status(&id).await.map_err(|e| ("CreateContainerError".to_string(), e.to_string(), true))
+    }
+
+    /// Stops every running container of the pod at once, each with `grace`.
+    async fn stop_all(&mut self, pod: &Pod, grace: Duration) {
+        let runtime = self.ctx.runtime.clone();
+        let mut stops = Vec::new();
+        for (name, rec) in &self.records {
+            let Some(id) = rec.instance.clone() else { continue };
+            let running = runtime.container_status(&id).await.is_ok_and(|s| s.is_running());
+            if !running {
+                continue;
+            }
+            self.ctx.recorder.record(pod, EventType::Normal, "Killing", &format!("Stopping container {name}")).await;
+            let runtime = runtime.clone();
+            stops.push(async move {
+                if let Err(e) = runtime.stop_container(&id, grace).await {
+                    tracing::warn!(container = %id, error = %e, "cannot stop container");
+                }
+            });
+        }
+        futures::future::join_all(stops).await;
+        for rec in self.records.values_mut() {
+            if let Some(id) = &rec.instance {
+                if let Ok(s) = runtime.container_status(id).await {
+                    if s.state == ContainerState::Exited {
+                        rec.ended = Some(terminated_from(&s));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops the pod's containers, writes the final status and deletes the
+    /// pod object.
+    async fn terminate(&mut self, pod: &Arc<Pod>) -> Outcome {
+        let grace = grace_period(pod).max(MINIMUM_GRACE);
+        self.stop_all(pod, grace).await;
+        let views: Vec<ContainerView> = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                let rec = self.records.get(&c.name);
+                let current = match rec.and_then(|r| r.ended.clone()) {
+                    Some(t) => Current::Terminated(t),
+                    None => Current::Waiting { reason: "ContainerCreating".into(), message: None },
+                };
+                ContainerView {
+                    name: c.name.clone(),
+                    image: c.image.clone().unwrap_or_default(),
+                    restart_count: rec.map(|r| r.restart_count).unwrap_or(0),
+                    current,
+                    last_terminated: rec.and_then(|r| r.last_terminated.clone()),
+                }
+            })
+            .collect();
+        let final_status = status::pod_status(pod, &views, &self.ctx.node_address, true, &api::time::now());
+        self.write_status(pod, final_status).await;
+
+        let runtime = self.ctx.runtime.clone();
+        for rec in self.records.values_mut() {
+            if let Some(id) = rec.instance.take() {
+                let _ = runtime.remove_container(&id).await;
+            }
+        }
+        let p = pod_ref(pod);
+        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &p.namespace);
+        // Grace period 0 tells the api-server the containers are stopped;
+        // the uid precondition keeps us from deleting a new pod that took
+        // the old one's name meanwhile.
+        let options = serde_json::json!({"gracePeriodSeconds": 0, "preconditions": {"uid": p.uid}});
+        match pods.delete_with(&p.name, &options).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() || e.is_conflict() => {}
+            Err(e) => {
+                tracing::warn!(pod = %format!("{}/{}", p.namespace, p.name), error = %e, "cannot delete terminated pod; retrying");
+                return Outcome::Wait(Some(Instant::now() + RETRY));
+            }
+        }
+        remove_dir(&pod_dir(&self.ctx.data_dir, &p));
+        Outcome::Done
+    }
+
+    /// Writes `new_status` if it differs from what the pod has; returns
+    /// false when a retry is needed.
+    async fn write_status(&mut self, pod: &Pod, new_status: PodStatus) -> bool {
+        if pod.status.as_ref() == Some(&new_status) {
+            return true;
+        }
+        if let Some((written_rv, written)) = &self.last_written {
+            if *written == new_status && rv(pod) < *written_rv {
+                return true;
+            }
+        }
+        let mut updated = pod.clone();
+        updated.status = Some(new_status.clone());
+        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &pod_ref(pod).namespace);
+        match pods.replace_status(&updated).await {
+            Ok(stored) => {
+                self.last_written = Some((rv(&stored), new_status));
+                true
+            }
+            Err(e) if e.is_not_found() => true,
+            Err(e) => {
+                // A conflict means a newer pod is on its way to us through
+                // the watch; anything else is retried on a timer.
+                tracing::debug!(pod = ?pod.metadata.name, error = %e, "pod status update failed");
+                false
+            }
+        }
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+fn remove_dir(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove pod directory");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policy_table() {
+        for (policy, code, want) in [
+            ("Always", 0, true),
+            ("Always", 1, true),
+            ("OnFailure", 0, false),
+            ("OnFailure", 2, true),
+            ("Never", 0, false),
+            ("Never", 1, false),
+        ] {
+            assert_eq!(should_restart(policy, code), want, "{policy} exit {code}");
+        }
+    }
+
+    #[test]
+    fn log_paths_follow_the_kubelet_layout() {
+        let p = PodRef { namespace: "default".into(), name: "web".into(), uid: "u1".into() };
+        assert_eq!(log_path(Path::new("/d"), &p, "app", 2), Path::new("/d/pods/default_web_u1/app/2.log"));
+    }
+
+    #[test]
+    fn grace_prefers_the_deletion_grace() {
+        let mut pod = Pod::default();
+        assert_eq!(grace_period(&pod), Duration::from_secs(30));
+        pod.spec = Some(k8s_openapi::api::core::v1::PodSpec { termination_grace_period_seconds: Some(5), ..Default::default() });
+        assert_eq!(grace_period(&pod), Duration::from_secs(5));
+        pod.metadata.deletion_grace_period_seconds = Some(1);
+        assert_eq!(grace_period(&pod), Duration::from_secs(1));
+    }
+
+    /// A pod worker against a real process runtime and an api-server that
+    /// cannot be reached: the worker must still run its containers (status
+    /// writes and events fail and are retried or dropped).
+    mod with_processes {
+        use super::*;
+        use crate::runtime::process::ProcessRuntime;
+        use k8s_openapi::api::core::v1::PodSpec;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+        fn context(dir: &Path, runtime: Arc<dyn Runtime>) -> Arc<Context> {
+            let client = Client::new("http://127.0.0.1:1").unwrap();
+            Arc::new(Context {
+                recorder: Recorder::new(client.clone(), "kubelet", Some("n1")),
+                client,
+                runtime,
+                node_address: "127.0.0.1".into(),
+                data_dir: dir.to_path_buf(),
+                backoff_base: Duration::from_millis(200),
+                backoff_cap: Duration::from_millis(800),
+                image_notice: std::sync::Once::new(),
+            })
+        }
+
+        fn pod(policy: &str, script: &str) -> Arc<Pod> {
+            Arc::new(Pod {
+                metadata: ObjectMeta {
+                    name: Some("web".into()),
+                    namespace: Some("default".into()),
+                    uid: Some("uid-w".into()),
+                    ..Default::default()
+                },
+                spec: Some(PodSpec {
+                    node_name: Some("n1".into()),
+                    restart_policy: Some(policy.into()),
+                    termination_grace_period_seconds: Some(1),
+                    containers: vec![Container {
+                        name: "app".into(),
+                        image: Some("busybox".into()),
+                        command: Some(vec!["sh".into(), "-c".into(), script.into()]),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        }
+
+        fn spawn_worker(ctx: Arc<Context>, pod: Arc<Pod>) -> (watch::Sender<Option<Arc<Pod>>>, CancellationToken, tokio::task::JoinHandle<()>) {
+            let (tx, rx) = watch::channel(Some(pod));
+            let cancel = CancellationToken::new();
+            let mut events = ctx.runtime.subscribe();
+            let poke = tx.clone();
+            // Stand-in for the sync loop: container events wake the worker.
+            tokio::spawn(async move {
+                while events.recv().await.is_ok() {
+                    poke.send_modify(|_| {});
+                }
+            });
+            let handle = tokio::spawn(PodWorker::new(ctx).run(rx, cancel.clone()));
+            (tx, cancel, handle)
+        }
+
+        fn attempts(dir: &Path) -> Vec<i32> {
+            let logs = dir.join("pods/default_web_uid-w/app");
+            let mut found: Vec<i32> = std::fs::read_dir(logs)
+                .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".log")?.parse().ok()).collect())
+                .unwrap_or_default();
+            found.sort();
+            found
+        }
+
+        #[tokio::test]
+        async fn a_crashing_container_restarts_with_growing_backoff() {
+            let dir = tempfile::tempdir().unwrap();
+            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(dir.path().join("state")).unwrap());
+            let (_tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), pod("Always", "echo run; exit 1"));
+            // Waits: 0 (immediate first restart), 200 ms, 400 ms, 800 ms.
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            let early = attempts(dir.path());
+            assert!(early.len() >= 3 && early.len() <= 4, "restarts so far: {early:?}");
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            let later = attempts(dir.path());
+            assert_eq!(later, (0..later.len() as i32).collect::<Vec<_>>(), "one log per attempt, in order");
+            assert!(later.len() > early.len() && later.len() <= 6, "back-off slows restarts: {later:?}");
+            assert!(runtime.list_containers().await.len() <= 1, "exited attempts are removed");
+            cancel.cancel();
+            handle.await.unwrap();
+        }
+
+        #[tokio::test]
+        async fn never_means_run_once() {
+            let dir = tempfile::tempdir().unwrap();
+            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(dir.path().join("state")).unwrap());
+            let (_tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), pod("Never", "exit 0"));
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            assert_eq!(attempts(dir.path()), [0]);
+            let only = runtime.list_containers().await;
+            assert_eq!((only.len(), only[0].exit_code), (1, Some(0)));
+            cancel.cancel();
+            handle.await.unwrap();
+        }
+
+        #[tokio::test]
+        async fn a_restarted_agent_adopts_instead_of_starting_again() {
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state");
+            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(&state).unwrap());
+            let p = pod("Always", "sleep 100");
+            let (_tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), p.clone());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let before = runtime.list_containers().await;
+            assert_eq!(before.len(), 1);
+            cancel.cancel();
+            handle.await.unwrap();
+            drop(runtime);
+
+            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(&state).unwrap());
+            let (tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), p.clone());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let after = runtime.list_containers().await;
+            assert_eq!(after.len(), 1, "no duplicate");
+            assert_eq!(after[0].pid, before[0].pid, "the same process, adopted");
+            assert_eq!(attempts(dir.path()), [0]);
+
+            // The pod is force-deleted: the worker stops the process and ends.
+            tx.send_replace(None);
+            tokio::time::timeout(Duration::from_secs(5), handle).await.expect("worker ends").unwrap();
+            let pid = before[0].pid.unwrap();
+            assert!(!crate::sys::proc_stat(pid).is_some_and(|s| s.is_alive()), "process {pid} stopped");
+            cancel.cancel();
+        }
+
+        #[tokio::test]
+        async fn deletion_stops_a_stubborn_container_within_grace_and_slack() {
+            let dir = tempfile::tempdir().unwrap();
+            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(dir.path().join("state")).unwrap());
+            let p = pod("Always", "trap '' TERM; echo ready; sleep 100");
+            let (tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), p.clone());
+            let log = dir.path().join("pods/default_web_uid-w/app/0.log");
+            while !std::fs::read_to_string(&log).unwrap_or_default().contains("ready") {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let pid = runtime.list_containers().await[0].pid.unwrap();
+            let mut deleting = (*p).clone();
+            deleting.metadata.deletion_timestamp = Some(api::time::now());
+            deleting.metadata.deletion_grace_period_seconds = Some(1);
+            let began = std::time::Instant::now();
+            tx.send_replace(Some(Arc::new(deleting)));
+            while crate::sys::proc_stat(pid).is_some_and(|s| s.is_alive()) {
+                assert!(began.elapsed() < MINIMUM_GRACE + Duration::from_secs(2), "still running after grace + slack");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // The grace given was the kubelet's minimum, 2 s, not the pod's 1 s.
+            assert!(began.elapsed() >= MINIMUM_GRACE - Duration::from_millis(100));
+            cancel.cancel();
+            handle.await.unwrap();
+        }
+    }
+}
