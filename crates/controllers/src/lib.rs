@@ -1,1 +1,118 @@
-//! placeholder
+//! # The controller-manager: making the world match the spec
+//!
+//! Kubernetes objects are wishes. A ReplicaSet says "three pods like this
+//! should exist"; a Deployment says "my pods should run this template,
+//! and changing it should not take the service down". Nothing in the
+//! api-server makes those wishes come true. *Controllers* do: each watches
+//! some kinds, compares what is wished (`spec`) with what is (other
+//! objects, `status`), acts to close the gap, and reports what it sees in
+//! `status`. kube-controller-manager is one process running dozens of them;
+//! tinykube's runs three.
+//!
+//! Every controller here has the same shape, kube-runtime's:
+//! informers keep local caches of the objects; event handlers turn changes
+//! into *keys* on a rate-limited work queue; workers call
+//! `reconcile(obj, ctx) -> Result<Action, Error>` for each key, with an
+//! `error_policy` deciding when to retry a failure. Reconcile is
+//! **level-triggered** — it reads the current state, never the event that
+//! woke it — and **idempotent** — running it again changes nothing more.
+//! That is what lets events coalesce, informers relist after a lost watch,
+//! and the whole controller-manager restart at any moment without harm.
+//!
+//! The controllers build on each other: the Deployment controller only
+//! writes ReplicaSets, the ReplicaSet controller only writes pods, the
+//! scheduler binds those pods, and the agents run them. Deleting works the
+//! same way in reverse through the garbage collector and owner references.
+//!
+//! Where tinykube simplifies: three controllers (ReplicaSet, Deployment,
+//! garbage collector) rather than upstream's dozens; no leader election
+//! yet, so run one controller-manager per cluster; the garbage collector
+//! handles ReplicaSets and pods with background deletion only (see
+//! [`garbagecollector`]); scale-down does not rank pods by node
+//! co-location; deprecated rollback annotations are not supported (a
+//! rollback is simply a template change back to an old revision, as
+//! `kubectl rollout undo` does it today).
+//!
+//! # Layout
+//! - [`runtime`]: [`Action`], the error policy and the worker loop every
+//!   controller runs.
+//! - [`informers`]: the pod, ReplicaSet and Deployment informers the
+//!   controllers share, and the dispatcher feeding their event handlers.
+//! - [`expectations`]: creations and deletions in flight, so a controller
+//!   does not act twice before its cache catches up.
+//! - [`refmanager`]: controller references; adopting and releasing.
+//! - [`podutil`]: active, ready, available; the order pods are deleted in.
+//! - [`replicaset`]: the ReplicaSet controller; pure decisions in
+//!   `replicaset::manage` and `replicaset::status`.
+//! - [`deployment`]: the Deployment controller; pure decisions in
+//!   `deployment::{hash, rolling, scaling, status, util}`.
+//! - [`garbagecollector`]: deletes dependents whose owners are all gone.
+//! - [`Error`]: the one error type.
+
+pub mod deployment;
+pub mod error;
+pub mod expectations;
+pub mod garbagecollector;
+pub mod informers;
+pub mod podutil;
+pub mod refmanager;
+pub mod replicaset;
+pub mod runtime;
+
+use std::sync::Arc;
+
+use client::Client;
+use tokio_util::sync::CancellationToken;
+
+pub use error::Error;
+pub use runtime::Action;
+use runtime::Controller;
+
+/// Workers per controller: how many objects of one kind are reconciled at
+/// once (upstream defaults to 5 for ReplicaSets and Deployments, 20 for the
+/// garbage collector; a learning cluster needs fewer).
+const WORKERS: usize = 4;
+
+/// Runs the controller-manager: starts the shared informers, waits for
+/// their caches to fill, then runs the ReplicaSet, Deployment and garbage
+/// collector controllers until `cancel` fires. Returns once every worker
+/// has finished its current reconcile.
+pub async fn run(client: Client, cancel: CancellationToken) -> Result<(), Error> {
+    let (caches, synced, dispatcher) = informers::start(&client, &cancel);
+
+    let replicasets = replicaset::Context::new(client.clone(), caches.clone());
+    let deployments = deployment::Context::new(client.clone(), caches.clone());
+    let gc = garbagecollector::Context::new(client.clone(), caches);
+
+    // Handlers enqueue from the first event on; workers wait for the sync.
+    let dispatch = tokio::spawn(dispatcher.run(vec![
+        replicasets.clone() as Arc<dyn informers::EventHandler>,
+        deployments.clone(),
+        gc.clone(),
+    ]));
+    tokio::select! {
+        _ = synced.wait_synced() => tracing::info!("controller-manager caches synced"),
+        _ = cancel.cancelled() => {
+            dispatch.abort();
+            return Ok(());
+        }
+    }
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(
+        Controller { name: "replicaset", queue: replicasets.queue.clone(), ctx: replicasets, lookup: replicaset::Context::lookup }
+            .run(WORKERS, replicaset::reconcile, replicaset::error_policy, cancel.clone()),
+    );
+    tasks.spawn(
+        Controller { name: "deployment", queue: deployments.queue.clone(), ctx: deployments, lookup: deployment::Context::lookup }
+            .run(WORKERS, deployment::reconcile, deployment::error_policy, cancel.clone()),
+    );
+    tasks.spawn(
+        Controller { name: "garbagecollector", queue: gc.queue.clone(), ctx: gc, lookup: garbagecollector::Context::lookup }
+            .run(WORKERS, garbagecollector::reconcile, garbagecollector::error_policy, cancel.clone()),
+    );
+    while tasks.join_next().await.is_some() {}
+    // The informers stop on `cancel`, which closes the dispatcher's channel.
+    dispatch.abort();
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! The controller-manager's one error type.
+
+use api::ApiError;
+
+/// Why a reconcile (or the controller-manager itself) failed. A reconcile
+/// error is never fatal: the controller's error policy decides when the
+/// object's key is looked at again.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A call to the api-server failed; `action` says which call, for the
+    /// log. (Boxed: a Kubernetes `Status` is large, and errors are rare.)
+    #[error("{action}: {source}")]
+    Api {
+        action: String,
+        #[source]
+        source: Box<ApiError>,
+    },
+
+    /// An object's spec cannot be acted on (an unparsable selector, a
+    /// malformed maxSurge). Retrying will not help until the user edits it.
+    #[error("{key}: {reason}")]
+    Invalid { key: String, reason: String },
+
+    /// The name a Deployment's template hash gives its new ReplicaSet is
+    /// taken by a ReplicaSet with another template. The controller bumps
+    /// `status.collisionCount` and tries again with a different hash, as
+    /// upstream does.
+    #[error("hash collision for ReplicaSet {name}; collisionCount is now {collision_count}")]
+    HashCollision { name: String, collision_count: i32 },
+
+    /// An object could not be turned into JSON (for template hashing).
+    #[error("cannot serialise {what}: {source}")]
+    Serialize {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an api-server error with what we were doing when it happened.
+    pub fn api(action: impl Into<String>, source: ApiError) -> Self {
+        Error::Api { action: action.into(), source: Box::new(source) }
+    }
+
+    /// A 409 Conflict: our cached copy was stale. Expected now and then in
+    /// any controller; the retry sees the fresh object.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Api { source, .. } if source.is_conflict())
+    }
+}
