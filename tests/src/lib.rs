@@ -1,1 +1,249 @@
-//! End-to-end tests.
+//! # End-to-end tests of tinykube
+//!
+//! These tests drive the real `tinykube` binary the way a user does: start
+//! `tinykube server` on a free loopback port with its own data directory,
+//! talk to it with the `tinykube` CLI and the gRPC client, look at the real
+//! processes on the host, kill the server with SIGKILL and start it again.
+//!
+//! [`Cluster`] is the harness: it builds the binary once, starts and stops
+//! servers, and offers helpers to wait for a condition and to count the
+//! processes a test's pods run (each test marks its containers' command
+//! lines with a unique token, so tests running side by side never count
+//! each other's processes).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// The `tinykube` binary, built once per test run.
+pub fn tinykube_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "tinykube", "--bin", "tinykube"])
+            .current_dir(&root)
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building tinykube failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+        target.join("debug/tinykube")
+    })
+}
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// A unique token for marking one test's processes.
+pub fn token(test: &str) -> String {
+    format!("tk{}x{}x{}", test.replace(['_', '-'], ""), std::process::id(), Instant::now().elapsed().as_nanos() % 100_000)
+}
+
+/// One `tinykube server` process and its data directory.
+pub struct Cluster {
+    pub data_dir: tempfile::TempDir,
+    pub port: u16,
+    pub node_name: String,
+    server: Option<Child>,
+}
+
+impl Cluster {
+    /// Starts a server and waits until its node is Ready.
+    pub fn start() -> Result<Self> {
+        let data_dir = tempfile::Builder::new().prefix("tinykube-e2e").tempdir()?;
+        let mut c = Cluster { data_dir, port: free_port(), node_name: "e2e-node".into(), server: None };
+        c.spawn_server()?;
+        Ok(c)
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.path().join("kubeconfig.yaml")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn_server(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.path().join("server.log"))?;
+        let child = Command::new(tinykube_bin())
+            .args(["server", "--listen", &format!("127.0.0.1:{}", self.port), "--node-name", &self.node_name, "--backoff-base-ms", "500"])
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting tinykube server")?;
+        self.server = Some(child);
+        self.wait_for("node Ready", Duration::from_secs(20), || {
+            let out = self.cli(&["get", "nodes", "-o", "json"]).ok()?;
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let ready = v["items"].as_array()?.iter().any(|n| {
+                n["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            });
+            ready.then_some(())
+        })
+    }
+
+    /// Runs a `tinykube` CLI command against this cluster.
+    pub fn cli(&self, args: &[&str]) -> Result<Output> {
+        Ok(Command::new(tinykube_bin()).arg("--kubeconfig").arg(self.kubeconfig()).args(args).stdin(Stdio::null()).output()?)
+    }
+
+    /// Runs a CLI command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.cli(args)?;
+        if !out.status.success() {
+            bail!("tinykube {} failed: {}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Applies a manifest given as text.
+    pub fn apply(&self, manifest: &str) -> Result<String> {
+        let path = self.data_dir.path().join(format!("manifest-{}.yaml", free_port()));
+        std::fs::write(&path, manifest)?;
+        self.ok(&["apply", "-f", path.to_str().expect("utf-8 path")])
+    }
+
+    /// `get -o json` of a kind, parsed.
+    pub fn get_json(&self, args: &[&str]) -> Result<serde_json::Value> {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        Ok(serde_json::from_str(&self.ok(&all)?)?)
+    }
+
+    /// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout`.
+    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Result<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = check() {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                bail!("timed out after {timeout:?} waiting for {what}\n--- server log tail ---\n{}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// The server's pid.
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().map(Child::id)
+    }
+
+    /// SIGKILLs the server: no cleanup of any kind happens.
+    pub fn kill9(&mut self) -> Result<()> {
+        if let Some(mut child) = self.server.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the server again on the same data directory and port.
+    pub fn restart(&mut self) -> Result<()> {
+        self.spawn_server()
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit.
+    pub fn stop(&mut self) -> Result<std::process::ExitStatus> {
+        let Some(mut child) = self.server.take() else { bail!("not running") };
+        signal(child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                child.kill()?;
+                bail!("server did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.server.is_some() {
+            let _ = self.stop();
+        }
+    }
+}
+
+/// Sends a signal to a process.
+#[allow(unsafe_code)]
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions; a stale pid only
+    // makes it fail with ESRCH.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// Pids of live processes whose command line contains `marker`
+/// (zombies excluded: they have exited and only await reaping).
+pub fn pids_with(marker: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return pids };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).contains(marker) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+        if state.is_some_and(|s| s != 'Z') {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// A Deployment manifest whose container prints a line every second; its
+/// shell command line carries `marker` so its processes can be counted.
+pub fn ticker_deployment(name: &str, replicas: u32, marker: &str, greeting: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  labels:
+    app: {name}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels:
+      app: {name}
+  template:
+    metadata:
+      labels:
+        app: {name}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: ticker
+        image: busybox
+        command: ["sh", "-c", "while true; do echo \"$GREETING from $HOSTNAME\"; sleep 1; done # {marker}"]
+        env:
+        - name: GREETING
+          value: "{greeting}"
+"#
+    )
+}

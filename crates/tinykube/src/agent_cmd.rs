@@ -1,0 +1,50 @@
+//! `tinykube agent`: a node agent on its own, joining a server elsewhere —
+//! the kubelet of a worker node.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio_util::sync::CancellationToken;
+
+use crate::server::{hostname, shutdown_signal};
+
+/// Options of `tinykube agent`.
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// The api-server's URL, e.g. http://10.0.0.1:6443.
+    #[arg(long)]
+    pub server: String,
+    /// This node's name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Where agent state and container logs live.
+    #[arg(long, default_value = "/var/lib/tinykube-agent")]
+    pub data_dir: PathBuf,
+    /// Address the agent serves logs on; the api-server dials it.
+    #[arg(long, default_value = "0.0.0.0:10250")]
+    pub listen: std::net::SocketAddr,
+    /// The address other hosts reach this node at.
+    #[arg(long)]
+    pub node_ip: Option<std::net::IpAddr>,
+    /// First restart back-off of a crashed container, in milliseconds.
+    #[arg(long, default_value_t = 10_000, hide = true)]
+    pub backoff_base_ms: u64,
+}
+
+pub async fn run(args: AgentArgs) -> Result<()> {
+    let client = client::Client::new(&args.server)?;
+    let node_name = args.node_name.clone().unwrap_or_else(hostname);
+    let mut config = agent::Config::new(&node_name, args.data_dir.clone());
+    config.listen = args.listen;
+    if let Some(ip) = args.node_ip {
+        config.node_ip = ip;
+    }
+    config.backoff_base = Duration::from_millis(args.backoff_base_ms);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(agent::run(client, config, cancel.clone()));
+    shutdown_signal().await;
+    cancel.cancel();
+    task.await??;
+    Ok(())
+}

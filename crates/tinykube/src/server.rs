@@ -1,0 +1,144 @@
+//! `tinykube server`: the whole control plane and a node in one process.
+//!
+//! Start-up order follows the dependencies: the store opens (recovering
+//! its revision from disk), the api-server binds its port and creates the
+//! system namespaces, the kubeconfig is written, and then the scheduler,
+//! the controller-manager and the local agent start as clients of the
+//! api-server over gRPC — exactly as they would from other machines.
+//!
+//! Shutdown (SIGINT or SIGTERM) cancels one token that every task watches.
+//! The agent stops the processes it runs; the api-server stops serving;
+//! the store flushes. A second signal, or the grace period running out,
+//! exits at once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::kubeconfig;
+
+/// How long shutdown waits for tasks (the agent stopping containers).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+/// Options of `tinykube server`.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Where the store, agent state and logs live.
+    #[arg(long, env = "TINYKUBE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the api-server (gRPC; Kubernetes REST on the same port later).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// How the local agent runs containers.
+    #[arg(long, value_enum, default_value_t = RuntimeArg::Process)]
+    pub runtime: RuntimeArg,
+    /// Run only the control plane, no local agent.
+    #[arg(long)]
+    pub no_agent: bool,
+    /// The local node's name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// First restart back-off of a crashed container, in milliseconds
+    /// (Kubernetes uses 10 s doubling to 5 min; tests shorten it).
+    #[arg(long, default_value_t = 10_000, hide = true)]
+    pub backoff_base_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RuntimeArg {
+    Process,
+}
+
+/// The host name, for the default node name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_lowercase())
+        .ok()
+        .filter(|h| !h.is_empty() && api::names::validate_subdomain(h).is_empty())
+        .unwrap_or_else(|| "tinykube-node".into())
+}
+
+pub async fn run(args: ServerArgs) -> Result<()> {
+    let started = Instant::now();
+    let data_dir = args.data_dir.clone().unwrap_or_else(kubeconfig::default_data_dir);
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+
+    let store = store::Store::open(&data_dir.join("store"))
+        .with_context(|| format!("opening the store in {}", data_dir.join("store").display()))?;
+    tracing::info!(revision = store.revision(), "store open");
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {} (is another server running?)", args.listen))?;
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}");
+    let apiserver = apiserver::ApiServer::new(Arc::new(store.clone())).await?;
+
+    let cancel = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(named("api-server", apiserver.serve(listener, cancel.clone())));
+
+    let kubeconfig_path = data_dir.join("kubeconfig.yaml");
+    kubeconfig::write(&kubeconfig_path, &url)?;
+    tracing::info!(url, kubeconfig = %kubeconfig_path.display(), "api-server listening");
+
+    let client = client::Client::new(&url)?;
+    tasks.spawn(named("scheduler", scheduler::run(client.clone(), cancel.clone())));
+    tasks.spawn(named("controller-manager", controllers::run(client.clone(), cancel.clone())));
+    if !args.no_agent {
+        let node_name = args.node_name.clone().unwrap_or_else(hostname);
+        let config = agent::Config {
+            node_name: node_name.clone(),
+            backoff_base: Duration::from_millis(args.backoff_base_ms),
+            ..agent::Config::new(&node_name, data_dir.clone())
+        };
+        tasks.spawn(named("agent", agent::run(client.clone(), config, cancel.clone())));
+    }
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "tinykube is up");
+
+    // Run until a signal, or until a component fails.
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+        Some(done) = tasks.join_next() => {
+            if let Ok(Err(e)) = &done { tracing::error!(error = %e, "a component failed; shutting down"); }
+        }
+    }
+    cancel.cancel();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while let Some(res) = tasks.join_next().await {
+            if let Ok(Err(e)) = res {
+                tracing::warn!(error = %e, "component ended with an error");
+            }
+        }
+    });
+    tokio::select! {
+        r = drained => if r.is_err() { tracing::warn!("grace period over; exiting") },
+        _ = shutdown_signal() => tracing::warn!("second signal; exiting now"),
+    }
+    store.flush().await.context("flushing the store")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Runs a component and labels its error with its name.
+async fn named<E: std::fmt::Display>(name: &'static str, fut: impl std::future::Future<Output = Result<(), E>>) -> Result<()> {
+    fut.await.map_err(|e| anyhow::anyhow!("{name}: {e}"))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
