@@ -20,11 +20,13 @@
 //! - [`strategy`]: per-kind defaulting, validation and the status split.
 //! - [`watch`]: store events as Kubernetes watch events, with selectors.
 //! - [`grpc`]: the `Resources` gRPC service components use.
+//! - [`http`]: response bodies and JSON/Status responses for REST.
 //! - [`proxy`]: reaching a pod's node agent for logs.
 //! - [`table`]: the columns `get` prints for each kind.
 //! - [`ApiServer`]: serving it all on one listener, plus the compactor.
 
 pub mod grpc;
+pub mod http;
 pub mod proxy;
 pub mod registry;
 pub mod strategy;
