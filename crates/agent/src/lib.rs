@@ -16,7 +16,16 @@
 //! This crate is that agent, shaped like the kubelet so that the names can
 //! be looked up upstream: node registration and status, the node Lease, a
 //! sync loop feeding per-pod workers, a CRI-shaped runtime interface,
-//! restart policies with crash-loop back-off, and a logs endpoint.
+//! restart policies with crash-loop back-off, and the logs and exec
+//! endpoints.
+//!
+//! Between the agent and each container sits a *shim*, as containerd puts
+//! `containerd-shim` between itself and runc: a small process (`tinykube
+//! shim`, see [`shim`]) that is the container's parent, writes its output
+//! to the log file in the CRI format (one timestamped record per line, see
+//! [`crilog`]) and records its exit code. The shim does not need the agent,
+//! so containers keep running and logging while the agent restarts, and the
+//! next agent still learns how a container ended while it was away.
 //!
 //! Where tinykube simplifies:
 //! - The runtime is `process`: a container is its command run as a local
@@ -24,13 +33,14 @@
 //!   host's network (so a pod's IP is the node's). Docker and a `hollow`
 //!   (simulated) runtime are planned behind the same [`runtime::Runtime`] trait.
 //! - No probes yet: a container is ready as soon as it runs. No init
-//!   containers, volumes, exec or resource limits.
-//! - Log lines carry no timestamps (`timestamps` is ignored).
+//!   containers, volumes or resource limits.
+//! - Exec runs the command on the host with the container's environment and
+//!   working directory, and allocates no terminal (see [`exec`]).
 //! - Writing only the agent's own Node, own Lease and the status of its own
 //!   pods — the architecture invariant — holds here as upstream.
 //!
 //! A restarted agent does not start duplicates: the process runtime keeps a
-//! state file per running container and *adopts* processes that are still
+//! state file per container and *adopts* containers whose shim is still
 //! alive (see [`runtime::process`]).
 //!
 //! # Layout
@@ -43,18 +53,27 @@
 //! - [`backoff`]: crash-loop back-off.
 //! - [`env`]: a container's environment (fieldRef, ConfigMap and Secret keys).
 //! - [`runtime`]: the CRI-shaped [`runtime::Runtime`] trait and the process runtime.
-//! - [`logs`]: the agent's gRPC server (`Agent.Logs`).
-//! - `sys`: signals and `/proc`.
+//! - [`shim`]: the per-container supervisor process (`tinykube shim`).
+//! - [`crilog`]: the CRI log format the shim writes and the logs endpoint reads.
+//! - [`service`]: the agent's gRPC server (`Agent.Logs`, `Agent.Exec`), with
+//!   [`logs`] and [`exec`] behind it.
+//! - `sys`: signals, sessions and `/proc`.
 
 pub mod backoff;
+pub mod crilog;
 pub mod env;
+pub mod exec;
 pub mod lease;
 pub mod logs;
 pub mod node;
 pub mod runtime;
+pub mod service;
+pub mod shim;
 pub mod status;
 pub mod sync_loop;
 mod sys;
+#[cfg(test)]
+mod test_support;
 pub mod worker;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -68,7 +87,7 @@ use client::{Api, Client, ListParams};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use tokio_util::sync::CancellationToken;
 
-use crate::logs::{LogsService, PodLookup};
+use crate::service::{AgentService, PodLookup};
 use crate::node::{HostInfo, NodeIdentity};
 use crate::runtime::process::ProcessRuntime;
 use crate::runtime::{Runtime, RuntimeError};
@@ -91,7 +110,7 @@ pub struct Config {
     /// Agent state (`agent/`) and container logs (`pods/`) live here.
     pub data_dir: PathBuf,
     pub runtime: RuntimeKind,
-    /// Where the agent's own gRPC server (logs) listens; port 0 picks one.
+    /// Where the agent's own gRPC server (logs, exec) listens; port 0 picks one.
     /// The chosen port is published on the Node for the api-server.
     pub listen: SocketAddr,
     /// The node's `InternalIP`: where the api-server reaches this agent,
@@ -103,6 +122,13 @@ pub struct Config {
     pub backoff_cap: Duration,
     /// How often the Node status is written and the Lease renewed.
     pub status_update_period: Duration,
+    /// The binary that supervises each container, run as `<shim> shim --
+    /// ...` (see [`shim`]): the `tinykube` binary itself. [`Config::new`]
+    /// takes the running executable, which is right inside `tinykube`;
+    /// anything else embedding the agent must point it at a `tinykube`
+    /// binary. `None` refuses to start: the process runtime has no way to
+    /// run a container without a shim.
+    pub shim: Option<PathBuf>,
 }
 
 impl Config {
@@ -116,6 +142,7 @@ impl Config {
             backoff_base: Duration::from_secs(10),
             backoff_cap: Duration::from_secs(300),
             status_update_period: Duration::from_secs(10),
+            shim: std::env::current_exe().ok(),
         }
     }
 }
@@ -126,6 +153,9 @@ pub enum Error {
     /// The container runtime could not be opened (its state directory).
     #[error("container runtime: {0}")]
     Runtime(#[from] RuntimeError),
+    /// No shim binary was configured ([`Config::shim`] is `None`).
+    #[error("no shim binary configured: the process runtime runs every container through `tinykube shim`")]
+    NoShim,
     /// The agent's gRPC server could not bind its address.
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
@@ -138,12 +168,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const REGISTER_RETRY: Duration = Duration::from_secs(1);
 
 /// Runs the agent until `cancel`: registers the Node, keeps its status and
-/// Lease fresh, runs the pods bound to it and serves their logs. On cancel
-/// it stops every container it runs (SIGTERM, at most 5 s, SIGKILL) but
-/// leaves the pods' objects alone, and returns.
+/// Lease fresh, runs the pods bound to it and serves their logs and exec.
+/// On cancel it stops every container it runs (SIGTERM, at most 5 s,
+/// SIGKILL) but leaves the pods' objects alone, and returns. The containers'
+/// shims are started from [`Config::shim`].
 pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> Result<(), Error> {
     let runtime: Arc<dyn Runtime> = match config.runtime {
-        RuntimeKind::Process => Arc::new(ProcessRuntime::open(config.data_dir.join("agent").join("containers"))?),
+        RuntimeKind::Process => {
+            let shim = config.shim.clone().ok_or(Error::NoShim)?;
+            Arc::new(ProcessRuntime::open(config.data_dir.join("agent").join("containers"), shim)?)
+        }
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -179,7 +213,13 @@ pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> R
 
     let cache = informer.cache.clone();
     let lookup: PodLookup = Arc::new(move |ns: &str, name: &str| cache.get(&format!("{ns}/{name}")));
-    let service = LogsService { runtime: runtime.clone(), data_dir: config.data_dir.clone(), pods: lookup };
+    let service = AgentService {
+        runtime: runtime.clone(),
+        data_dir: config.data_dir.clone(),
+        pods: lookup,
+        client: client.clone(),
+        node_address: config.node_ip.to_string(),
+    };
     let server_cancel = cancel.clone();
     background.spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

@@ -6,6 +6,9 @@
 //! process by pid *and* start time (field 22 of `/proc/<pid>/stat`, in clock
 //! ticks since boot), and only treats a pid as "its" process when both still
 //! match. This is what makes adoption after an agent restart safe.
+//!
+//! The shim (see `shim`) also needs two calls of its own: `setsid`, to
+//! leave the agent's session, and a wait that does not reap.
 
 use std::io;
 
@@ -71,6 +74,42 @@ pub fn kill_process_group(pgid: u32, signal: i32) -> io::Result<()> {
         Ok(())
     } else {
         Err(err)
+    }
+}
+
+/// Starts a new session with the caller as its leader, so that signals for
+/// the agent's terminal or process group (Ctrl-C, a hang-up) never reach
+/// it. Fails when the caller already leads a process group.
+#[allow(unsafe_code)]
+pub fn setsid() -> io::Result<()> {
+    // SAFETY: setsid(2) takes no arguments and touches none of our memory.
+    if unsafe { libc::setsid() } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Blocks until the child `pid` has exited, *without* reaping it: its pid,
+/// and so its process group id, stay reserved (a zombie) until the caller
+/// waits for it. That makes it safe to signal the group after the leader
+/// has exited, with no chance of hitting a recycled id.
+#[allow(unsafe_code)]
+pub fn wait_exited_no_reap(pid: u32) -> io::Result<()> {
+    let id = libc::id_t::from(pid);
+    loop {
+        // SAFETY: `info` is a valid, writable siginfo_t that outlives the
+        // call; waitid(2) writes only into it.
+        let rc = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(libc::P_PID, id, &mut info, libc::WEXITED | libc::WNOWAIT)
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
     }
 }
 

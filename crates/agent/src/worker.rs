@@ -593,6 +593,7 @@ mod tests {
     mod with_processes {
         use super::*;
         use crate::runtime::process::ProcessRuntime;
+        use crate::test_support::shim_binary;
         use k8s_openapi::api::core::v1::PodSpec;
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -661,7 +662,7 @@ mod tests {
         #[tokio::test]
         async fn a_crashing_container_restarts_with_growing_backoff() {
             let dir = tempfile::tempdir().unwrap();
-            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(dir.path().join("state")).unwrap());
+            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(dir.path().join("state"), shim_binary()).unwrap());
             let (_tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), pod("Always", "echo run; exit 1"));
             // Waits: 0 (immediate first restart), 200 ms, 400 ms, 800 ms.
             tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -679,7 +680,7 @@ mod tests {
         #[tokio::test]
         async fn never_means_run_once() {
             let dir = tempfile::tempdir().unwrap();
-            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(dir.path().join("state")).unwrap());
+            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(dir.path().join("state"), shim_binary()).unwrap());
             let (_tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), pod("Never", "exit 0"));
             tokio::time::sleep(Duration::from_millis(600)).await;
             assert_eq!(attempts(dir.path()), [0]);
@@ -693,7 +694,7 @@ mod tests {
         async fn a_restarted_agent_adopts_instead_of_starting_again() {
             let dir = tempfile::tempdir().unwrap();
             let state = dir.path().join("state");
-            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(&state).unwrap());
+            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(&state, shim_binary()).unwrap());
             let p = pod("Always", "sleep 100");
             let (_tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), p.clone());
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -703,7 +704,7 @@ mod tests {
             handle.await.unwrap();
             drop(runtime);
 
-            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(&state).unwrap());
+            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(&state, shim_binary()).unwrap());
             let (tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), p.clone());
             tokio::time::sleep(Duration::from_millis(300)).await;
             let after = runtime.list_containers().await;
@@ -719,10 +720,50 @@ mod tests {
             cancel.cancel();
         }
 
+        /// The pod status still says "running" (the old agent never saw the
+        /// end), but the shim recorded exit code 0: with `OnFailure` the new
+        /// agent must not run the container again. Without the exit file it
+        /// would have to assume 137 (ContainerStatusUnknown) and restart it.
+        #[tokio::test]
+        async fn a_restarted_agent_learns_the_real_exit_code_of_a_container_that_ended_meanwhile() {
+            use k8s_openapi::api::core::v1::{ContainerState as PodContainerState, ContainerStateRunning, ContainerStatus as PodContainerStatus};
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state");
+            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(&state, shim_binary()).unwrap());
+            let p = pod("OnFailure", "sleep 0.5; exit 0");
+            let (_tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), p.clone());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let started = runtime.list_containers().await;
+            assert_eq!(started.len(), 1);
+            cancel.cancel();
+            handle.await.unwrap();
+            drop(runtime);
+            // The agent is down while the container finishes.
+            tokio::time::sleep(Duration::from_millis(800)).await;
+
+            let mut seen_running = (*p).clone();
+            seen_running.status = Some(PodStatus {
+                container_statuses: Some(vec![PodContainerStatus {
+                    name: "app".into(),
+                    state: Some(PodContainerState { running: Some(ContainerStateRunning::default()), ..Default::default() }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            });
+            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(&state, shim_binary()).unwrap());
+            let listed = runtime.list_containers().await;
+            assert_eq!((listed.len(), listed[0].exit_code, listed[0].reason.as_str()), (1, Some(0), "Completed"));
+            let (_tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), Arc::new(seen_running));
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            assert_eq!(attempts(dir.path()), [0], "a container that succeeded is not run again under OnFailure");
+            cancel.cancel();
+            handle.await.unwrap();
+        }
+
         #[tokio::test]
         async fn deletion_stops_a_stubborn_container_within_grace_and_slack() {
             let dir = tempfile::tempdir().unwrap();
-            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(dir.path().join("state")).unwrap());
+            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(dir.path().join("state"), shim_binary()).unwrap());
             let p = pod("Always", "trap '' TERM; echo ready; sleep 100");
             let (tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), p.clone());
             let log = dir.path().join("pods/default_web_uid-w/app/0.log");

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::registry::{Filter, Registry};
+use crate::registry::{FieldValidation, Filter, Registry, WriteOptions};
 use crate::strategy::Op;
 use crate::watch::{self, WatchParams};
 
@@ -103,14 +103,16 @@ impl Resources for ResourcesService {
         let req = req.into_inner();
         let (info, ns) = resolve(req.resource.as_ref())?;
         let obj = parse_object(req.object.as_ref())?;
-        reply(self.registry.create(info, &ns, obj, req.dry_run).await.map_err(grpc)?)
+        let opts = WriteOptions { dry_run: req.dry_run, validation: FieldValidation::Ignore };
+        reply(self.registry.create(info, &ns, obj, &opts).await.map_err(grpc)?.object)
     }
 
     async fn update(&self, req: Request<proto::WriteRequest>) -> Result<Response<proto::Object>, Status> {
         let req = req.into_inner();
         let (info, ns) = resolve(req.resource.as_ref())?;
         let obj = parse_object(req.object.as_ref())?;
-        reply(self.registry.update(info, &ns, obj, Op::Update, req.dry_run).await.map_err(grpc)?)
+        let opts = WriteOptions { dry_run: req.dry_run, validation: FieldValidation::Ignore };
+        reply(self.registry.update(info, &ns, obj, Op::Update, &opts).await.map_err(grpc)?.object)
     }
 
     async fn update_status(&self, req: Request<proto::WriteRequest>) -> Result<Response<proto::Object>, Status> {
@@ -120,7 +122,8 @@ impl Resources for ResourcesService {
             return Err(ApiError::not_found(info.group, &format!("{}/status", info.resource), "").to_grpc());
         }
         let obj = parse_object(req.object.as_ref())?;
-        reply(self.registry.update(info, &ns, obj, Op::UpdateStatus, req.dry_run).await.map_err(grpc)?)
+        let opts = WriteOptions { dry_run: req.dry_run, validation: FieldValidation::Ignore };
+        reply(self.registry.update(info, &ns, obj, Op::UpdateStatus, &opts).await.map_err(grpc)?.object)
     }
 
     async fn delete(&self, req: Request<proto::DeleteRequest>) -> Result<Response<proto::Object>, Status> {
@@ -132,7 +135,7 @@ impl Resources for ResourcesService {
             serde_json::from_slice(&req.options)
                 .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")).to_grpc())?
         };
-        reply(self.registry.delete(info, &ns, &req.name, &options).await.map_err(grpc)?)
+        reply(self.registry.delete(info, &ns, &req.name, &options).await.map_err(grpc)?.object)
     }
 
     async fn bind(&self, req: Request<proto::BindRequest>) -> Result<Response<proto::Object>, Status> {

@@ -6,23 +6,23 @@ use std::convert::Infallible;
 use api::ApiError;
 use bytes::Bytes;
 use http::{header, Response, StatusCode};
-use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, StreamBody};
 
 /// Every REST response body: a whole buffer or a stream (watch, logs).
-pub type Body = BoxBody<Bytes, std::io::Error>;
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// A body holding `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed()
+    Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed_unsync()
 }
 
 /// A body fed by a stream of chunks, flushed as they come.
 pub fn streaming<S>(stream: S) -> Body
 where
-    S: futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static,
+    S: futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
 {
     let frames = futures::StreamExt::map(stream, |r| r.map(hyper::body::Frame::data));
-    BodyExt::boxed(StreamBody::new(frames))
+    BodyExt::boxed_unsync(StreamBody::new(frames))
 }
 
 /// A JSON response.

@@ -19,16 +19,28 @@
 //!   store, with compare-and-swap and graceful pod deletion.
 //! - [`strategy`]: per-kind defaulting, validation and the status split.
 //! - [`watch`]: store events as Kubernetes watch events, with selectors.
+//! - [`patch`]: JSON patch, merge patch and strategic merge patch.
+//! - [`rest`]: the Kubernetes REST API kubectl and client libraries use.
+//! - [`discovery`]: `/api`, `/apis` and the resource lists clients discover.
+//! - [`openapi`]: the OpenAPI v3 documents, schemas traced from the types.
+//! - [`fieldvalidation`]: unknown and duplicate fields for `fieldValidation`.
 //! - [`grpc`]: the `Resources` gRPC service components use.
 //! - [`http`]: response bodies and JSON/Status responses for REST.
 //! - [`proxy`]: reaching a pod's node agent for logs.
+//! - [`exec`]: `kubectl exec`, a client's WebSocket bridged to the agent.
 //! - [`table`]: the columns `get` prints for each kind.
 //! - [`ApiServer`]: serving it all on one listener, plus the compactor.
 
+pub mod discovery;
+pub mod exec;
+pub mod fieldvalidation;
 pub mod grpc;
 pub mod http;
+pub mod openapi;
+pub mod patch;
 pub mod proxy;
 pub mod registry;
+pub mod rest;
 pub mod strategy;
 pub mod table;
 pub mod watch;
@@ -76,22 +88,72 @@ impl ApiServer {
         &self.registry
     }
 
-    /// Serves on `listener` until `cancel`, and compacts history
-    /// periodically.
+    /// Serves gRPC and Kubernetes REST on `listener` until `cancel`, and
+    /// compacts history periodically.
+    ///
+    /// One port carries both, as k3s serves everything on 6443: each
+    /// request is routed on its `content-type` — `application/grpc` goes to
+    /// the gRPC service, everything else to the REST front door. HTTP/1.1
+    /// and HTTP/2 are both accepted on plain TCP (kubectl speaks HTTP/1.1
+    /// without TLS; gRPC speaks HTTP/2 with prior knowledge).
     pub async fn serve(self, listener: TcpListener, cancel: CancellationToken) -> Result<(), Error> {
         let compactor = tokio::spawn(compact_periodically(self.registry.clone(), cancel.clone()));
-        let service = api::proto::resources_server::ResourcesServer::new(grpc::ResourcesService::new(self.registry.clone()))
-            .max_decoding_message_size(4 << 20)
-            .max_encoding_message_size(64 << 20);
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        let result = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_service(service)
-            .serve_with_incoming_shutdown(incoming, cancel.cancelled_owned())
-            .await
-            .map_err(|e| Error::Serve(e.to_string()));
+        let server_address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let grpc = tonic::service::Routes::new(
+            api::proto::resources_server::ResourcesServer::new(grpc::ResourcesService::new(self.registry.clone()))
+                .max_decoding_message_size(4 << 20)
+                .max_encoding_message_size(64 << 20),
+        );
+        let rest = Arc::new(rest::Rest { registry: self.registry.clone(), server_address });
+        let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = cancel.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let (grpc, rest) = (grpc.clone(), rest.clone());
+            let service = hyper::service::service_fn(move |req: ::http::Request<hyper::body::Incoming>| {
+                let (grpc, rest) = (grpc.clone(), rest.clone());
+                async move {
+                    let is_grpc = req
+                        .headers()
+                        .get(::http::header::CONTENT_TYPE)
+                        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+                    if is_grpc {
+                        use tower::ServiceExt;
+                        let resp = grpc.oneshot(req).await.unwrap_or_else(|never| match never {});
+                        Ok::<_, std::convert::Infallible>(resp.map(|b| {
+                            http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(b, |s| std::io::Error::other(s.to_string())))
+                        }))
+                    } else {
+                        Ok(rest::handle(rest, req).await)
+                    }
+                }
+            });
+            let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
+            let conn = graceful.watch(conn.into_owned());
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        // Let in-flight requests finish briefly; watches and log streams
+        // are cut, and clients reconnect to the next server.
+        tokio::select! {
+            _ = graceful.shutdown() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
         compactor.abort();
-        result
+        Ok(())
     }
 }
 

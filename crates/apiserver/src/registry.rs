@@ -91,6 +91,69 @@ impl Filter {
     }
 }
 
+/// How strictly a write treats fields the kind does not have
+/// (`?fieldValidation=`), as upstream's server-side field validation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Drop unknown fields silently.
+    Ignore,
+    /// Drop them, and say so in a `Warning` (upstream's default).
+    #[default]
+    Warn,
+    /// Refuse the request, naming the fields.
+    Strict,
+}
+
+impl FieldValidation {
+    pub fn parse(s: &str) -> Result<Self, ApiError> {
+        match s {
+            "" | "Warn" => Ok(FieldValidation::Warn),
+            "Ignore" => Ok(FieldValidation::Ignore),
+            "Strict" => Ok(FieldValidation::Strict),
+            other => Err(ApiError::bad_request(format!(
+                "fieldValidation parameter unsupported: {other} (supported: Ignore, Warn, Strict)"
+            ))),
+        }
+    }
+}
+
+/// Options of a create or update.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    /// Validate and default, but store nothing (`dryRun=All`).
+    pub dry_run: bool,
+    pub validation: FieldValidation,
+}
+
+/// A successful write: the object as stored, and warnings for the client.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub object: Value,
+    pub warnings: Vec<String>,
+}
+
+/// A successful delete.
+#[derive(Debug, Clone)]
+pub struct Deleted {
+    /// The object as it was last seen, or as it now is while pending.
+    pub object: Value,
+    /// The object still exists: a node must stop the pod, or finalizers
+    /// must run, before it goes.
+    pub pending: bool,
+}
+
+/// A page of a list (`?limit=` / `?continue=`).
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<Value>,
+    /// The revision the whole list is read at.
+    pub revision: i64,
+    /// Token for the next page; empty on the last one.
+    pub continue_token: String,
+    /// Objects not yet returned (before filtering), when there are more.
+    pub remaining: Option<i64>,
+}
+
 fn store_err(e: store::Error) -> ApiError {
     match e {
         store::Error::Compacted { .. } => ApiError::expired(format!("too old resource version: {e}")),
@@ -167,7 +230,7 @@ impl Registry {
         let info = api::resources::by_resource("", "namespaces").expect("namespaces are in the table");
         for ns in SYSTEM_NAMESPACES {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            match self.create(info, "", obj, false).await {
+            match self.create(info, "", obj, &WriteOptions::default()).await {
                 Ok(_) => tracing::info!(namespace = ns, "created system namespace"),
                 Err(e) if e.is_already_exists() => {}
                 Err(e) => return Err(e),
@@ -270,8 +333,8 @@ impl Registry {
         }
     }
 
-    /// Creates an object; `dry_run` validates and defaults without storing.
-    pub async fn create(&self, info: &ResourceInfo, namespace: &str, mut obj: Value, dry_run: bool) -> Result<Value, ApiError> {
+    /// Creates an object.
+    pub async fn create(&self, info: &ResourceInfo, namespace: &str, mut obj: Value, opts: &WriteOptions) -> Result<Written, ApiError> {
         let ns = self.check_identity(info, namespace, &mut obj)?;
         if meta_str(&obj, "name").is_empty() {
             let base = meta_str(&obj, "generateName").to_string();
@@ -284,18 +347,18 @@ impl Registry {
             self.require_namespace(&ns).await?;
         }
         let meta = obj["metadata"].as_object_mut().expect("metadata is an object");
-        for owned in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        for owned in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "generation"] {
             meta.remove(owned);
         }
         meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), serde_json::to_value(api::time::now()).map_err(ApiError::internal)?);
-        let mut obj = strategy::normalize(info, obj, None, Op::Create)?;
+        let (mut obj, warnings) = strategy::normalize(info, obj, None, Op::Create, opts.validation)?;
         if !spec_of(&obj).as_object().is_none_or(|m| m.is_empty()) && obj.get("spec").is_some() {
             obj["metadata"]["generation"] = json!(1);
         }
         let name = meta_str(&obj, "name").to_string();
-        if dry_run {
-            return Ok(obj);
+        if opts.dry_run {
+            return Ok(Written { object: obj, warnings });
         }
         let key = info.key(&ns, &name);
         let resp = self
@@ -316,11 +379,11 @@ impl Registry {
             return Err(ApiError::already_exists(info.group, info.resource, &name));
         }
         obj["metadata"]["resourceVersion"] = Value::String(resp.revision.to_string());
-        Ok(obj)
+        Ok(Written { object: obj, warnings })
     }
 
     /// Replaces an object (`op` = Update) or its status (`op` = UpdateStatus).
-    pub async fn update(&self, info: &ResourceInfo, namespace: &str, obj: Value, op: Op, dry_run: bool) -> Result<Value, ApiError> {
+    pub async fn update(&self, info: &ResourceInfo, namespace: &str, obj: Value, op: Op, opts: &WriteOptions) -> Result<Written, ApiError> {
         let mut obj = obj;
         let ns = self.check_identity(info, namespace, &mut obj)?;
         let name = meta_str(&obj, "name").to_string();
@@ -328,7 +391,7 @@ impl Registry {
             return Err(ApiError::bad_request("name is required for an update"));
         }
         let wanted_rv = meta_str(&obj, "resourceVersion").to_string();
-        self.guaranteed_update(info, &ns, &name, &wanted_rv, dry_run, |_old| Ok(obj.clone()), op).await
+        self.guaranteed_update(info, &ns, &name, &wanted_rv, opts, |_old| Ok(obj.clone()), op).await
     }
 
     /// Reads the current object, lets `mutate` produce the new one from
@@ -340,10 +403,10 @@ impl Registry {
         ns: &str,
         name: &str,
         wanted_rv: &str,
-        dry_run: bool,
+        opts: &WriteOptions,
         mutate: F,
         op: Op,
-    ) -> Result<Value, ApiError>
+    ) -> Result<Written, ApiError>
     where
         F: Fn(&Value) -> Result<Value, ApiError>,
     {
@@ -370,34 +433,32 @@ impl Registry {
             }
             if op != Op::UpdateStatus {
                 self.validate_meta(info, &new)?;
+                check_finalizers(info, &old, &new)?;
             }
-            let mut new = strategy::normalize(info, new, Some(&old), op)?;
+            let (mut new, warnings) = strategy::normalize(info, new, Some(&old), op, opts.validation)?;
             if spec_of(&new) != spec_of(&old) {
                 let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
                 new["metadata"]["generation"] = json!(g);
             }
             new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
-            if new == old || dry_run {
+            if new == old || opts.dry_run {
                 // Upstream skips no-op writes: the resourceVersion stays.
-                return Ok(new);
+                return Ok(Written { object: new, warnings });
             }
-            let resp = self
-                .kv
-                .txn(TxnRequest {
-                    compare: vec![Compare {
-                        key: key.as_bytes().to_vec(),
-                        range_end: vec![],
-                        result: CompareResult::Equal,
-                        target: CompareTarget::ModRevision(current.mod_revision),
-                    }],
-                    success: vec![RequestOp::Put(PutRequest { key: key.as_bytes().to_vec(), value: encode(&new)?, ..Default::default() })],
-                    failure: vec![],
-                })
-                .await
-                .map_err(store_err)?;
+            // An object being deleted goes once its last finalizer is
+            // removed (and, for a pod, once its node has let go of it).
+            let finished = !new["metadata"]["deletionTimestamp"].is_null()
+                && finalizers(&new).is_empty()
+                && new["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0;
+            let write = if finished {
+                RequestOp::DeleteRange(DeleteRangeRequest { key: key.as_bytes().to_vec(), ..Default::default() })
+            } else {
+                RequestOp::Put(PutRequest { key: key.as_bytes().to_vec(), value: encode(&new)?, ..Default::default() })
+            };
+            let resp = self.kv.txn(guarded(&key, current.mod_revision, write)).await.map_err(store_err)?;
             if resp.succeeded {
                 new["metadata"]["resourceVersion"] = Value::String(resp.revision.to_string());
-                return Ok(new);
+                return Ok(Written { object: new, warnings });
             }
             if !wanted_rv.is_empty() {
                 return Err(ApiError::conflict(info.group, info.resource, name, ApiError::OPTIMISTIC_LOCK));
@@ -406,15 +467,31 @@ impl Registry {
         Err(ApiError::conflict(info.group, info.resource, name, "too many concurrent writers; try again"))
     }
 
-    /// Deletes an object. `options` is a Kubernetes `DeleteOptions`.
-    /// Returns the object as it was last (with `deletionTimestamp` when the
-    /// delete is graceful and the object still exists).
-    pub async fn delete(&self, info: &ResourceInfo, ns: &str, name: &str, options: &Value) -> Result<Value, ApiError> {
+    /// Deletes an object. `options` is a Kubernetes `DeleteOptions`
+    /// (`propagationPolicy`, `gracePeriodSeconds`, `preconditions`,
+    /// `dryRun`).
+    ///
+    /// The object goes at once unless something must happen first: a pod
+    /// that a node runs waits for the node to stop it; an object with
+    /// finalizers — including the `foregroundDeletion` and `orphan`
+    /// finalizers that the Foreground and Orphan propagation policies add
+    /// for the garbage collector — waits until they are removed. Such an
+    /// object gets a `deletionTimestamp` and is returned as `pending`.
+    pub async fn delete(&self, info: &ResourceInfo, ns: &str, name: &str, options: &Value) -> Result<Deleted, ApiError> {
         let ns = if info.namespaced { if ns.is_empty() { "default" } else { ns } } else { "" };
         let key = info.key(ns, name);
         let precondition_uid = options["preconditions"]["uid"].as_str().map(str::to_string);
         let precondition_rv = options["preconditions"]["resourceVersion"].as_str().map(str::to_string);
         let dry_run = options["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+        let policy_finalizer = match (options["propagationPolicy"].as_str(), options["orphanDependents"].as_bool()) {
+            (Some("Foreground"), _) => Some("foregroundDeletion"),
+            (Some("Orphan"), _) | (None, Some(true)) => Some("orphan"),
+            (Some("Background") | None, _) => None,
+            (Some(other), _) => {
+                return Err(ApiError::invalid("", "DeleteOptions", "", &[FieldError::not_supported(
+                    "propagationPolicy", format!("\"{other}\""), &["Foreground", "Background", "Orphan"])]));
+            }
+        };
         for _ in 0..UPDATE_RETRIES {
             let Some(current) = self.read(&key).await? else {
                 return Err(ApiError::not_found(info.group, info.resource, name));
@@ -432,51 +509,128 @@ impl Registry {
                         "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", current.mod_revision)));
                 }
             }
-            if let Some(grace) = self.graceful_period(info, &obj, options) {
-                // Graceful: mark, and let the node's agent finish the job.
-                let mut marked = obj.clone();
-                let already = marked["metadata"]["deletionGracePeriodSeconds"].as_i64();
-                if already.is_some_and(|g| g <= grace) {
-                    return Ok(obj);
+            let grace = self.graceful_period(info, &obj, options);
+            let mut finalizers = finalizers(&obj);
+            if let Some(f) = policy_finalizer {
+                if !finalizers.iter().any(|x| x == f) && obj["metadata"]["deletionTimestamp"].is_null() {
+                    finalizers.push(f.to_string());
                 }
-                if marked["metadata"]["deletionTimestamp"].is_null() {
-                    let at = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_secs(grace)).unwrap_or(jiff::Timestamp::now());
-                    let at = jiff::Timestamp::from_second(at.as_second()).unwrap_or(at);
-                    marked["metadata"]["deletionTimestamp"] = json!(at.to_string());
-                }
-                marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+            }
+            if grace.is_none() && finalizers.is_empty() {
                 if dry_run {
-                    return Ok(marked);
+                    return Ok(Deleted { object: obj, pending: false });
                 }
-                let resp = self.kv.txn(cas_put(&key, current.mod_revision, encode(&marked)?)).await.map_err(store_err)?;
+                let delete = RequestOp::DeleteRange(DeleteRangeRequest { key: key.as_bytes().to_vec(), ..Default::default() });
+                let resp = self.kv.txn(guarded(&key, current.mod_revision, delete)).await.map_err(store_err)?;
                 if resp.succeeded {
-                    marked["metadata"]["resourceVersion"] = Value::String(resp.revision.to_string());
-                    return Ok(marked);
+                    return Ok(Deleted { object: obj, pending: false });
                 }
                 continue;
             }
-            if dry_run {
-                return Ok(obj);
+            // Graceful: mark the object and let its node or its finalizers'
+            // owners finish the job.
+            let mut marked = obj.clone();
+            let grace = grace.unwrap_or(0);
+            let already = marked["metadata"]["deletionGracePeriodSeconds"].as_i64();
+            if already.is_some_and(|g| g <= grace) && finalizers == self::finalizers(&obj) {
+                return Ok(Deleted { object: obj, pending: true });
             }
-            let resp = self
-                .kv
-                .txn(TxnRequest {
-                    compare: vec![Compare {
-                        key: key.as_bytes().to_vec(),
-                        range_end: vec![],
-                        result: CompareResult::Equal,
-                        target: CompareTarget::ModRevision(current.mod_revision),
-                    }],
-                    success: vec![RequestOp::DeleteRange(DeleteRangeRequest { key: key.as_bytes().to_vec(), ..Default::default() })],
-                    failure: vec![],
-                })
-                .await
-                .map_err(store_err)?;
+            if marked["metadata"]["deletionTimestamp"].is_null() || already.is_some_and(|g| g > grace) {
+                let now = jiff::Timestamp::now();
+                let at = now.checked_add(jiff::SignedDuration::from_secs(grace)).unwrap_or(now);
+                let at = jiff::Timestamp::from_second(at.as_second()).unwrap_or(at);
+                marked["metadata"]["deletionTimestamp"] = json!(at.to_string());
+            }
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+            if !finalizers.is_empty() {
+                marked["metadata"]["finalizers"] = json!(finalizers);
+            }
+            if info.resource == "namespaces" {
+                marked["status"]["phase"] = json!("Terminating");
+            }
+            if dry_run {
+                return Ok(Deleted { object: marked, pending: true });
+            }
+            let put = RequestOp::Put(PutRequest { key: key.as_bytes().to_vec(), value: encode(&marked)?, ..Default::default() });
+            let resp = self.kv.txn(guarded(&key, current.mod_revision, put)).await.map_err(store_err)?;
             if resp.succeeded {
-                return Ok(obj);
+                marked["metadata"]["resourceVersion"] = Value::String(resp.revision.to_string());
+                return Ok(Deleted { object: marked, pending: true });
             }
         }
         Err(ApiError::conflict(info.group, info.resource, name, "too many concurrent writers; try again"))
+    }
+
+    /// Deletes every object of a collection that matches `filter`
+    /// (`deletecollection`), returning what was deleted.
+    pub async fn delete_collection(&self, info: &ResourceInfo, ns: &str, filter: &Filter, options: &Value) -> Result<Vec<Value>, ApiError> {
+        let list = self.list(info, ns, filter).await?;
+        let mut deleted = Vec::with_capacity(list.items.len());
+        for obj in list.items {
+            let name = meta_str(&obj, "name").to_string();
+            let obj_ns = meta_str(&obj, "namespace").to_string();
+            match self.delete(info, &obj_ns, &name, options).await {
+                Ok(d) => deleted.push(d.object),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// One page of a list. A continue token pins the revision of the first
+    /// page, so a paged list is one consistent snapshot, as upstream's.
+    pub async fn list_page(
+        &self,
+        info: &ResourceInfo,
+        namespace: &str,
+        filter: &Filter,
+        limit: i64,
+        continue_token: &str,
+    ) -> Result<Page, ApiError> {
+        let prefix = info.prefix(Some(namespace).filter(|n| !n.is_empty()));
+        let (start, revision) = if continue_token.is_empty() {
+            (prefix.clone(), 0)
+        } else {
+            decode_continue(continue_token, &prefix)?
+        };
+        let resp = self
+            .kv
+            .range(RangeRequest {
+                key: start.as_bytes().to_vec(),
+                range_end: store::prefix_end(prefix.as_bytes()),
+                limit: if limit > 0 { limit } else { 0 },
+                revision,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| match e {
+                store::Error::Compacted { .. } if revision > 0 => ApiError::expired(
+                    "The provided continue parameter is too old to display a consistent list result. \
+                     You can start a new list without the continue parameter, or use the continue token \
+                     in this response to retrieve the remainder of the results. Continuing with the \
+                     provided token results in an inconsistent list - objects that were created, modified, \
+                     or deleted between the time the first chunk was returned and now may show up in the list.",
+                ),
+                other => store_err(other),
+            })?;
+        let read_at = if revision > 0 { revision } else { resp.revision };
+        let mut items = Vec::with_capacity(resp.kvs.len());
+        for kv in &resp.kvs {
+            let obj = decode(kv)?;
+            if filter.matches(info, &obj) {
+                items.push(obj);
+            }
+        }
+        let (continue_token, remaining) = match (resp.more, resp.kvs.last()) {
+            (true, Some(last)) => {
+                let mut next = last.key.clone();
+                next.push(0);
+                (encode_continue(&String::from_utf8_lossy(&next), read_at), Some(resp.count - resp.kvs.len() as i64))
+            }
+            _ => (String::new(), None),
+        };
+        Ok(Page { items, revision: read_at, continue_token, remaining })
     }
 
     /// The grace period of a delete that must wait for a node, or `None`
@@ -533,11 +687,12 @@ impl Registry {
         };
         // A Binding writes spec (nodeName) and status (the condition) in one
         // revision, so the registry writes the whole object.
-        self.guaranteed_update(info, ns, pod, "", false, mutate, Op::Whole).await
+        self.guaranteed_update(info, ns, pod, "", &WriteOptions::default(), mutate, Op::Whole).await.map(|w| w.object)
     }
 }
 
-fn cas_put(key: &str, mod_revision: i64, value: Vec<u8>) -> TxnRequest {
+/// A transaction that runs `op` only if `key` is still at `mod_revision`.
+fn guarded(key: &str, mod_revision: i64, op: RequestOp) -> TxnRequest {
     TxnRequest {
         compare: vec![Compare {
             key: key.as_bytes().to_vec(),
@@ -545,7 +700,52 @@ fn cas_put(key: &str, mod_revision: i64, value: Vec<u8>) -> TxnRequest {
             result: CompareResult::Equal,
             target: CompareTarget::ModRevision(mod_revision),
         }],
-        success: vec![RequestOp::Put(PutRequest { key: key.as_bytes().to_vec(), value, ..Default::default() })],
+        success: vec![op],
         failure: vec![],
     }
+}
+
+/// An object's `metadata.finalizers`.
+fn finalizers(obj: &Value) -> Vec<String> {
+    obj["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Upstream forbids adding finalizers to an object that is being deleted.
+fn check_finalizers(info: &ResourceInfo, old: &Value, new: &Value) -> Result<(), ApiError> {
+    if old["metadata"]["deletionTimestamp"].is_null() {
+        return Ok(());
+    }
+    let before = finalizers(old);
+    let added: Vec<String> = finalizers(new).into_iter().filter(|f| !before.contains(f)).collect();
+    if added.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(info.group, info.kind, meta_str(new, "name"), &[FieldError::forbidden(
+        "metadata.finalizers",
+        format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
+    )]))
+}
+
+/// A continue token: the key to resume at and the revision of the first
+/// page, base64-encoded JSON as upstream's (`{"v":"meta.k8s.io/v1","rv":N,"start":"..."}`).
+fn encode_continue(start_key: &str, revision: i64) -> String {
+    use base64::Engine;
+    let token = json!({"v": "meta.k8s.io/v1", "rv": revision, "start": start_key});
+    base64::engine::general_purpose::URL_SAFE.encode(token.to_string())
+}
+
+fn decode_continue(token: &str, prefix: &str) -> Result<(String, i64), ApiError> {
+    use base64::Engine;
+    let bad = || ApiError::bad_request(format!("continue key is not valid: {token}"));
+    let bytes = base64::engine::general_purpose::URL_SAFE.decode(token).map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let start = v["start"].as_str().ok_or_else(bad)?.to_string();
+    let rv = v["rv"].as_i64().filter(|r| *r > 0).ok_or_else(bad)?;
+    if !start.starts_with(prefix) {
+        return Err(bad());
+    }
+    Ok((start, rv))
 }

@@ -14,6 +14,9 @@ use api::labels::Selector;
 use api::names;
 use api::status::FieldError;
 use api::{ApiError, ResourceInfo};
+
+pub use crate::registry::FieldValidation;
+use crate::fieldvalidation;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -61,12 +64,19 @@ pub trait Strategy: api::Object {
     }
 }
 
-/// The parsed, defaulted, validated object, back as JSON.
-pub fn normalize(info: &ResourceInfo, obj: Value, old: Option<&Value>, op: Op) -> Result<Value, ApiError> {
+/// The parsed, defaulted, validated object, back as JSON, with warnings
+/// for the client (unknown fields dropped under `Warn`).
+pub fn normalize(
+    info: &ResourceInfo,
+    obj: Value,
+    old: Option<&Value>,
+    op: Op,
+    validation: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
     macro_rules! dispatch {
         ($($resource:literal => $ty:ty),* $(,)?) => {
             match info.resource {
-                $($resource => typed::<$ty>(info, obj, old, op),)*
+                $($resource => typed::<$ty>(info, obj, old, op, validation),)*
                 other => Err(ApiError::internal(format!("no strategy for {other}"))),
             }
         };
@@ -104,7 +114,14 @@ pub fn field_value(info: &ResourceInfo, obj: &Value, field: &str) -> Option<Stri
     }
 }
 
-fn typed<K: Strategy>(info: &ResourceInfo, mut obj: Value, old: Option<&Value>, op: Op) -> Result<Value, ApiError> {
+fn typed<K: Strategy>(
+    info: &ResourceInfo,
+    mut obj: Value,
+    old: Option<&Value>,
+    op: Op,
+    validation: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let mut warnings = Vec::new();
     // The status subresource splits an object in two: a plain write keeps
     // the stored status, a status write keeps everything else.
     if info.has_status {
@@ -123,9 +140,21 @@ fn typed<K: Strategy>(info: &ResourceInfo, mut obj: Value, old: Option<&Value>, 
         }
     }
     let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let input = (validation != FieldValidation::Ignore).then(|| obj.clone());
     let mut typed: K = serde_json::from_value(obj).map_err(|e| {
         ApiError::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: {e}", K::KIND, info.version, K::KIND))
     })?;
+    if let Some(input) = input {
+        // Fields the type does not have did not survive the parse.
+        let roundtripped = serde_json::to_value(&typed).map_err(ApiError::internal)?;
+        let unknown = fieldvalidation::unknown_fields(&input, &roundtripped);
+        if !unknown.is_empty() {
+            match validation {
+                FieldValidation::Strict => return Err(fieldvalidation::strict_error(K::KIND, info.version, &unknown)),
+                _ => warnings.extend(fieldvalidation::warnings(&unknown, &[])),
+            }
+        }
+    }
     typed.default();
     let mut errors = typed.validate();
     if let Some(old) = old {
@@ -139,7 +168,7 @@ fn typed<K: Strategy>(info: &ResourceInfo, mut obj: Value, old: Option<&Value>, 
     let mut out = serde_json::to_value(&typed).map_err(ApiError::internal)?;
     out["apiVersion"] = Value::String(info.api_version());
     out["kind"] = Value::String(info.kind.to_string());
-    Ok(out)
+    Ok((out, warnings))
 }
 
 fn set_or_remove(obj: &mut Value, key: &str, value: Option<Value>) {
@@ -438,6 +467,11 @@ mod tests {
                     "spec": {"containers": [{"name": "web", "image": "busybox", "command": ["sleep", "1000"]}]}}
             }
         })
+    }
+
+    /// `normalize` in strict mode, without the warnings.
+    fn normalize(info: &ResourceInfo, obj: Value, old: Option<&Value>, op: Op) -> Result<Value, ApiError> {
+        super::normalize(info, obj, old, op, FieldValidation::Strict).map(|(v, _)| v)
     }
 
     fn info(resource: &str) -> &'static ResourceInfo {

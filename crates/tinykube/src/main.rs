@@ -101,6 +101,13 @@ enum Command {
         #[command(subcommand)]
         action: RolloutAction,
     },
+    /// The per-container supervisor the agent starts (containerd-shim's
+    /// role): `tinykube shim -- --log FILE --exit-file FILE -- COMMAND...`.
+    #[command(hide = true, disable_help_flag = true)]
+    Shim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +136,10 @@ fn init_logging(default: &str) {
 
 fn main() {
     let cli = Cli::parse();
+    if let Command::Shim { args } = &cli.command {
+        // Before logging and the async runtime: the shim needs neither.
+        std::process::exit(agent::shim::main(args.clone()));
+    }
     let daemon = matches!(cli.command, Command::Server(_) | Command::Agent(_));
     init_logging(if daemon { "info" } else { "warn" });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -188,6 +199,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let name = name.ok_or_else(|| anyhow::anyhow!("error: rollout status needs deployment/NAME"))?;
             cli::ops::rollout_status(&Ctx::connect(g)?, info, name, Duration::from_secs(timeout)).await
         }
+        // Handled in `main`, before logging and the async runtime start.
+        Command::Shim { .. } => anyhow::bail!("tinykube shim must not run inside the async runtime"),
     }
 }
 

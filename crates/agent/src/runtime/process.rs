@@ -1,43 +1,57 @@
-//! The `process` runtime: each container is a local process group.
+//! The `process` runtime: each container is a local process group,
+//! supervised by a shim.
 //!
-//! For machines without Docker. The container's `command` and `args` run as
-//! a child of the agent, in a process group of their own so that a stop
-//! signal reaches everything the command forked, with stdout and stderr
-//! appended to the container's log file. The child gets its own handles
-//! to that file (opened `O_APPEND`), so its output keeps landing there even
-//! if the agent dies. The image is recorded but not used: there is no
-//! filesystem isolation, no network namespace and no resource limit.
+//! For machines without Docker. The container's `command` and `args` run
+//! on this host under a [`crate::shim`] process (`tinykube shim`), which
+//! the runtime starts with the container's environment: the shim starts
+//! the command in a process group of its own, so that a stop signal reaches
+//! everything the command forked, writes its output to the container's log
+//! file in the CRI format, and records how it ended in an *exit file*. The
+//! image is recorded but not used: there is no filesystem isolation, no
+//! network namespace and no resource limit.
 //!
 //! # Surviving an agent restart
 //!
-//! For each running container the runtime keeps a small JSON *state file*
-//! under its state directory: pod, container, attempt, pid and the
-//! process's start time. When a new runtime opens that directory it
-//! *adopts* every process that is still alive with the same start time
-//! (so a recycled pid is never mistaken for ours) and forgets the rest. An
-//! adopted process is no longer our child, so nobody can `wait()` for it:
-//! the runtime polls `/proc` instead, and when it is gone its exit code is
-//! unknown — reported, as upstream does for a container that vanished, as
-//! reason `ContainerStatusUnknown` with exit code 137.
+//! For each container the runtime keeps a small JSON *state file* under its
+//! state directory: pod, container, attempt, the pids and start times of
+//! the container and of its shim, and when it started; the shim writes the
+//! exit file next to it (`<id>.exit`). Both stay until the container is
+//! removed. When a new runtime opens that directory it looks at each state
+//! file:
+//! - the shim still runs (same pid *and* start time, so a recycled pid is
+//!   never mistaken for ours): the container is *adopted* as running; the
+//!   runtime polls `/proc` until the shim is gone, then reads the exit file;
+//! - the shim is gone and left an exit file: the container ended while no
+//!   agent watched, and its real exit code is reported;
+//! - the shim is gone without an exit file (it was killed) but the
+//!   container still runs: adopted, and its exit code is unknown when it
+//!   ends — reported, as upstream does for a container that vanished, as
+//!   reason `ContainerStatusUnknown` with exit code 137;
+//! - nothing is left: the record is stale and removed.
+//!
+//! This is how the agent never starts a duplicate of a container that runs.
 
 use std::collections::HashMap;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncBufReadExt;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{ContainerConfig, ContainerEvent, ContainerState, ContainerStatus, PodRef, Runtime, RuntimeError};
+use crate::shim::{ExitRecord, Handshake, ShimArgs};
 use crate::sys;
 
-/// How often an adopted process is checked for.
+/// How often an adopted shim (or container) is checked for.
 const ADOPTED_POLL: Duration = Duration::from_millis(250);
 /// How long to wait for a process to vanish after SIGKILL before giving up.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+/// How long a shim may take to report that the container started.
+const SHIM_START: Duration = Duration::from_secs(10);
 /// The exit code upstream reports for a container whose end nobody saw.
 const UNKNOWN_EXIT_CODE: i32 = 137;
 
@@ -53,9 +67,45 @@ impl Entry {
     fn snapshot(&self) -> ContainerStatus {
         self.status.borrow().clone()
     }
+
+    /// Records how the container ended: what the shim's exit file says, or
+    /// "unknown" when there is none.
+    fn finish(&self, exit: Option<ExitRecord>) {
+        self.status.send_modify(|s| {
+            s.state = ContainerState::Exited;
+            match exit {
+                Some(e) => {
+                    s.finished_at = e.finished_at.parse().ok().or_else(|| Some(jiff::Timestamp::now()));
+                    s.exit_code = Some(e.exit_code);
+                    s.reason = if e.exit_code == 0 { "Completed".into() } else { "Error".into() };
+                    s.message = e.signal.map(|sig| format!("killed by signal {sig}")).unwrap_or_default();
+                }
+                None => {
+                    s.finished_at = Some(jiff::Timestamp::now());
+                    s.exit_code = Some(UNKNOWN_EXIT_CODE);
+                    s.reason = "ContainerStatusUnknown".into();
+                    s.message = "The container's shim ended without recording its exit code".into();
+                }
+            }
+        });
+    }
 }
 
-/// The on-disk record of one running container.
+/// A process the runtime knows by pid and start time (see `sys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct ProcessId {
+    pid: u32,
+    /// Field 22 of `/proc/<pid>/stat` when the process was started.
+    start_time: u64,
+}
+
+impl ProcessId {
+    fn is_alive(&self) -> bool {
+        sys::is_same_process(self.pid, self.start_time)
+    }
+}
+
+/// The on-disk record of one container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct StateFile {
     pod: PodRef,
@@ -65,25 +115,32 @@ struct StateFile {
     pid: u32,
     /// Field 22 of `/proc/<pid>/stat` when the process was started.
     start_time: u64,
+    /// The container's shim. Absent in records written before the runtime
+    /// used shims; such a container is watched through its own pid.
+    #[serde(default)]
+    shim: Option<ProcessId>,
     /// RFC 3339.
     started_at: String,
     log_path: PathBuf,
 }
 
-/// The process runtime. Dropping it leaves the processes running (as a
-/// crashed agent would); [`Runtime::stop_container`] is how they end.
+/// The process runtime. Dropping it leaves the containers (and their
+/// shims) running, as a crashed agent would; [`Runtime::stop_container`]
+/// is how they end.
 pub struct ProcessRuntime {
     state_dir: PathBuf,
+    /// The binary run as `<shim> shim -- ...`: `tinykube` itself.
+    shim: PathBuf,
     containers: Mutex<HashMap<String, Arc<Entry>>>,
     events: broadcast::Sender<ContainerEvent>,
-    /// Cancelled on drop: stops the tasks that watch processes, without
+    /// Cancelled on drop: stops the tasks that watch shims, without
     /// touching the processes.
     closed: CancellationToken,
 }
 
 impl std::fmt::Debug for ProcessRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessRuntime").field("state_dir", &self.state_dir).finish_non_exhaustive()
+        f.debug_struct("ProcessRuntime").field("state_dir", &self.state_dir).field("shim", &self.shim).finish_non_exhaustive()
     }
 }
 
@@ -100,14 +157,20 @@ fn container_id(pod_uid: &str, name: &str, attempt: i32) -> String {
 
 impl ProcessRuntime {
     /// Opens the runtime over `state_dir`, adopting every container a
-    /// previous agent left running there. Must be called inside a tokio
-    /// runtime (adopted processes get a watcher task).
-    pub fn open(state_dir: impl Into<PathBuf>) -> Result<Self, RuntimeError> {
+    /// previous agent left there; containers will be started through the
+    /// binary `shim` (see [`crate::shim`]). Must be called inside a tokio
+    /// runtime (adopted containers get a watcher task).
+    pub fn open(state_dir: impl Into<PathBuf>, shim: impl Into<PathBuf>) -> Result<Self, RuntimeError> {
         let state_dir = state_dir.into();
         std::fs::create_dir_all(&state_dir)?;
         let (events, _) = broadcast::channel(1024);
-        let runtime =
-            ProcessRuntime { state_dir, containers: Mutex::new(HashMap::new()), events, closed: CancellationToken::new() };
+        let runtime = ProcessRuntime {
+            state_dir,
+            shim: shim.into(),
+            containers: Mutex::new(HashMap::new()),
+            events,
+            closed: CancellationToken::new(),
+        };
         runtime.adopt_all()?;
         Ok(runtime)
     }
@@ -124,8 +187,12 @@ impl ProcessRuntime {
         self.state_dir.join(format!("{id}.json"))
     }
 
-    /// Reads every state file: a live process with the recorded start time
-    /// is adopted; any other record is stale and removed.
+    fn exit_path(&self, id: &str) -> PathBuf {
+        self.state_dir.join(format!("{id}.exit"))
+    }
+
+    /// Reads every state file and adopts, records as exited, or forgets
+    /// its container, as the module docs describe.
     fn adopt_all(&self) -> Result<(), RuntimeError> {
         for dirent in std::fs::read_dir(&self.state_dir)? {
             let path = dirent?.path();
@@ -134,9 +201,24 @@ impl ProcessRuntime {
             }
             let record: Option<StateFile> =
                 std::fs::read(&path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
-            match record {
-                Some(r) if sys::is_same_process(r.pid, r.start_time) => self.adopt(r),
-                _ => {
+            let Some(r) = record else {
+                tracing::warn!(path = %path.display(), "removing an unreadable container state file");
+                remove_file_if_exists(&path);
+                continue;
+            };
+            let id = container_id(&r.pod.uid, &r.container, r.attempt);
+            let container = ProcessId { pid: r.pid, start_time: r.start_time };
+            let watched = r.shim.filter(ProcessId::is_alive).or_else(|| Some(container).filter(ProcessId::is_alive));
+            let exit = ExitRecord::read(&self.exit_path(&id));
+            match (watched, exit) {
+                (Some(watched), _) => self.adopt(r, watched),
+                (None, Some(exit)) => {
+                    tracing::info!(pod = %format!("{}/{}", r.pod.namespace, r.pod.name), container = %r.container,
+                        exit_code = exit.exit_code, "a container ended while no agent was running");
+                    let entry = self.insert_adopted(&r);
+                    entry.finish(Some(exit));
+                }
+                (None, None) => {
                     tracing::info!(path = %path.display(), "forgetting a container that is no longer running");
                     remove_file_if_exists(&path);
                 }
@@ -145,10 +227,9 @@ impl ProcessRuntime {
         Ok(())
     }
 
-    fn adopt(&self, r: StateFile) {
+    /// Makes an entry for a container a previous agent started.
+    fn insert_adopted(&self, r: &StateFile) -> Arc<Entry> {
         let id = container_id(&r.pod.uid, &r.container, r.attempt);
-        tracing::info!(pod = %format!("{}/{}", r.pod.namespace, r.pod.name), container = %r.container, pid = r.pid,
-            "adopting a container left running by a previous agent");
         let status = ContainerStatus {
             id: id.clone(),
             pod: r.pod.clone(),
@@ -166,34 +247,38 @@ impl ProcessRuntime {
             log_path: r.log_path.clone(),
         };
         let config = ContainerConfig {
-            pod: r.pod,
-            name: r.container,
+            pod: r.pod.clone(),
+            name: r.container.clone(),
             attempt: r.attempt,
-            image: r.image,
+            image: r.image.clone(),
             argv: Vec::new(),
             env: Vec::new(),
             working_dir: None,
-            log_path: r.log_path,
+            log_path: r.log_path.clone(),
         };
         let entry = Arc::new(Entry {
             config,
             status: watch::Sender::new(status),
             start_time: Mutex::new(Some(r.start_time)),
         });
-        self.lock().insert(id.clone(), entry.clone());
-        let (events, closed, state_path) = (self.events.clone(), self.closed.clone(), self.state_path(&id));
+        self.lock().insert(id, entry.clone());
+        entry
+    }
+
+    /// Adopts a running container: watches `watched` (its shim, or the
+    /// container itself when the shim is gone) until it ends, then reads
+    /// the exit file.
+    fn adopt(&self, r: StateFile, watched: ProcessId) {
+        let id = container_id(&r.pod.uid, &r.container, r.attempt);
+        tracing::info!(pod = %format!("{}/{}", r.pod.namespace, r.pod.name), container = %r.container, pid = r.pid,
+            "adopting a container left running by a previous agent");
+        let entry = self.insert_adopted(&r);
+        let (events, closed, exit_path) = (self.events.clone(), self.closed.clone(), self.exit_path(&id));
         tokio::spawn(async move {
             tokio::select! {
                 _ = closed.cancelled() => {}
-                _ = poll_until_gone(r.pid, r.start_time) => {
-                    remove_file_if_exists(&state_path);
-                    entry.status.send_modify(|s| {
-                        s.state = ContainerState::Exited;
-                        s.finished_at = Some(jiff::Timestamp::now());
-                        s.exit_code = Some(UNKNOWN_EXIT_CODE);
-                        s.reason = "ContainerStatusUnknown".into();
-                        s.message = "The container was adopted after an agent restart, so its exit code could not be observed".into();
-                    });
+                _ = poll_until_gone(watched) => {
+                    entry.finish(ExitRecord::read(&exit_path));
                     let _ = events.send(ContainerEvent { pod_uid: entry.config.pod.uid.clone(), container_id: id });
                 }
             }
@@ -228,27 +313,31 @@ impl ProcessRuntime {
         RuntimeError::Start(message)
     }
 
-    /// The command, environment and stdio of a container's process. PATH is
-    /// the agent's, then HOSTNAME (the pod's name, as a container's hostname
-    /// is), then the container's own variables.
-    fn command(config: &ContainerConfig, log: &std::fs::File) -> std::io::Result<tokio::process::Command> {
-        let mut cmd = tokio::process::Command::new(&config.argv[0]);
-        cmd.args(&config.argv[1..])
+    /// The shim's command line and environment. The environment is the
+    /// container's, which the shim passes on: PATH is the agent's, then
+    /// HOSTNAME (the pod's name, as a container's hostname is), then the
+    /// container's own variables.
+    fn shim_command(&self, id: &str, config: &ContainerConfig) -> tokio::process::Command {
+        let args = ShimArgs {
+            log: config.log_path.clone(),
+            exit_file: self.exit_path(id),
+            cwd: config.working_dir.as_ref().map(PathBuf::from),
+            argv: config.argv.iter().map(Into::into).collect(),
+        };
+        let mut cmd = tokio::process::Command::new(&self.shim);
+        cmd.arg("shim")
+            .arg("--")
+            .args(args.to_args())
             .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()))
-            .env("HOSTNAME", &config.pod.name)
-            .envs(config.env.iter().map(|(k, v)| (k, v)))
+            .envs(container_env(&config.pod, &config.env))
             .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log.try_clone()?))
-            // Its own process group: signals to -pgid reach its whole tree.
-            .process_group(0)
-            // The process outlives the agent on purpose; see the module docs.
+            .stdout(Stdio::piped())
+            // The shim outlives the agent: it must hold none of the
+            // agent's own output streams open.
+            .stderr(Stdio::null())
+            // The shim and the container outlive the agent on purpose.
             .kill_on_drop(false);
-        if let Some(dir) = &config.working_dir {
-            cmd.current_dir(dir);
-        }
-        Ok(cmd)
+        cmd
     }
 
     /// Signals a running container's process group, if the pid is still the
@@ -269,9 +358,32 @@ impl ProcessRuntime {
     }
 }
 
-/// Waits until `pid` is no longer the process that started at `start_time`.
-async fn poll_until_gone(pid: u32, start_time: u64) {
-    while sys::is_same_process(pid, start_time) {
+/// A container's environment, in the order later entries win: PATH (the
+/// agent's), HOSTNAME (the pod's name), then the container's variables.
+/// `exec` runs commands with the same environment.
+pub fn container_env(pod: &PodRef, env: &[(String, String)]) -> Vec<(String, String)> {
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut all = vec![("PATH".to_string(), path), ("HOSTNAME".to_string(), pod.name.clone())];
+    all.extend(env.iter().cloned());
+    all
+}
+
+/// Reads the shim's handshake line.
+async fn read_handshake(stdout: Option<tokio::process::ChildStdout>) -> Result<Handshake, String> {
+    let stdout = stdout.ok_or("the shim has no stdout")?;
+    let mut line = String::new();
+    let read = tokio::time::timeout(SHIM_START, tokio::io::BufReader::new(stdout).read_line(&mut line)).await;
+    match read {
+        Err(_) => Err(format!("the shim did not report within {SHIM_START:?}")),
+        Ok(Err(e)) => Err(format!("cannot read from the shim: {e}")),
+        Ok(Ok(0)) => Err("the shim exited without reporting".into()),
+        Ok(Ok(_)) => serde_json::from_str(&line).map_err(|e| format!("the shim said {line:?}: {e}")),
+    }
+}
+
+/// Waits until `process` has ended.
+async fn poll_until_gone(process: ProcessId) {
+    while process.is_alive() {
         tokio::time::sleep(ADOPTED_POLL).await;
     }
 }
@@ -279,7 +391,7 @@ async fn poll_until_gone(pid: u32, start_time: u64) {
 fn remove_file_if_exists(path: &Path) {
     if let Err(e) = std::fs::remove_file(path) {
         if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(path = %path.display(), error = %e, "cannot remove state file");
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove container state");
         }
     }
 }
@@ -314,6 +426,8 @@ impl Runtime for ProcessRuntime {
         if let Some(dir) = config.log_path.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        // A previous container with this id left its exit file behind.
+        remove_file_if_exists(&self.exit_path(&id));
         let status = ContainerStatus {
             id: id.clone(),
             pod: config.pod.clone(),
@@ -342,20 +456,26 @@ impl Runtime for ProcessRuntime {
             return Err(RuntimeError::WrongState { id: id.to_string(), state });
         }
         let config = &entry.config;
-        let log = match std::fs::OpenOptions::new().create(true).append(true).open(&config.log_path) {
-            Ok(f) => f,
-            Err(e) => return Err(self.fail_start(&entry, format!("cannot open log file {}: {e}", config.log_path.display()))),
-        };
-        let spawned = Self::command(config, &log).and_then(|mut cmd| cmd.spawn());
-        let mut child = match spawned {
+        let mut shim = match self.shim_command(id, config).spawn() {
             Ok(child) => child,
-            Err(e) => return Err(self.fail_start(&entry, format!("exec: {:?}: {e}", config.argv[0]))),
-        };
-        let Some(pid) = child.id() else {
-            return Err(self.fail_start(&entry, "the process exited before it could be observed".into()));
+            Err(e) => return Err(self.fail_start(&entry, format!("cannot run the shim {}: {e}", self.shim.display()))),
         };
         // Our unreaped child is at worst a zombie, so its /proc entry exists.
-        let start_time = sys::proc_stat(pid).map(|s| s.start_time).unwrap_or_default();
+        let shim_id = shim
+            .id()
+            .and_then(|pid| sys::proc_stat(pid).map(|s| ProcessId { pid, start_time: s.start_time }));
+        let (pid, start_time) = match read_handshake(shim.stdout.take()).await {
+            Ok(Handshake::Started { pid, start_time }) => (pid, start_time),
+            Ok(Handshake::Failed { error }) => {
+                let _ = shim.wait().await;
+                return Err(self.fail_start(&entry, error));
+            }
+            Err(e) => {
+                let _ = shim.start_kill();
+                let _ = shim.wait().await;
+                return Err(self.fail_start(&entry, e));
+            }
+        };
         let started_at = jiff::Timestamp::now();
         *entry.start_time.lock().unwrap_or_else(|p| p.into_inner()) = Some(start_time);
         let record = StateFile {
@@ -365,14 +485,15 @@ impl Runtime for ProcessRuntime {
             image: config.image.clone(),
             pid,
             start_time,
+            shim: shim_id,
             started_at: started_at.to_string(),
             log_path: config.log_path.clone(),
         };
         if let Err(e) = self.write_state(id, &record) {
             // Without a state file a restarted agent could not adopt the
-            // process and might start a duplicate; refuse to run it.
+            // container and might start a duplicate; refuse to run it.
             let _ = sys::kill_process_group(pid, libc::SIGKILL);
-            let _ = child.wait().await;
+            let _ = shim.wait().await;
             return Err(self.fail_start(&entry, format!("cannot record container state: {e}")));
         }
         entry.status.send_modify(|s| {
@@ -382,36 +503,17 @@ impl Runtime for ProcessRuntime {
         });
         self.notify(&entry);
 
-        let (events, closed, state_path, id) =
-            (self.events.clone(), self.closed.clone(), self.state_path(id), id.to_string());
+        let (events, closed, exit_path, id) = (self.events.clone(), self.closed.clone(), self.exit_path(id), id.to_string());
         tokio::spawn(async move {
-            let exit = tokio::select! {
+            tokio::select! {
                 // The runtime was dropped (the agent is going away without
-                // stopping its containers): leave the process and its state
-                // file for the next agent to adopt.
+                // stopping its containers): leave the shim, the container
+                // and the state file for the next agent to adopt.
                 _ = closed.cancelled() => return,
-                exit = child.wait() => exit,
-            };
-            // A container ends when its main process does: take down
-            // whatever it left behind in its group. The group id cannot be
-            // reused while any member lives, so this reaches only ours.
-            let _ = sys::kill_process_group(pid, libc::SIGKILL);
-            remove_file_if_exists(&state_path);
-            let (code, message) = match exit {
-                Ok(status) => match (status.code(), status.signal()) {
-                    (Some(code), _) => (code, String::new()),
-                    (None, Some(sig)) => (128 + sig, format!("killed by signal {sig}")),
-                    (None, None) => (UNKNOWN_EXIT_CODE, String::new()),
-                },
-                Err(e) => (UNKNOWN_EXIT_CODE, format!("cannot wait for the process: {e}")),
-            };
-            entry.status.send_modify(|s| {
-                s.state = ContainerState::Exited;
-                s.finished_at = Some(jiff::Timestamp::now());
-                s.exit_code = Some(code);
-                s.reason = if code == 0 { "Completed".into() } else { "Error".into() };
-                s.message = message;
-            });
+                // The shim exits once it has written the exit file.
+                _ = shim.wait() => {}
+            }
+            entry.finish(ExitRecord::read(&exit_path));
             let _ = events.send(ContainerEvent { pod_uid: entry.config.pod.uid.clone(), container_id: id });
         });
         Ok(())
@@ -451,6 +553,7 @@ impl Runtime for ProcessRuntime {
         }
         self.lock().remove(id);
         remove_file_if_exists(&self.state_path(id));
+        remove_file_if_exists(&self.exit_path(id));
         Ok(())
     }
 
@@ -477,7 +580,13 @@ impl Runtime for ProcessRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crilog::{self, Stream};
+    use crate::test_support::shim_binary;
     use std::time::Instant;
+
+    fn open(state: &Path) -> ProcessRuntime {
+        ProcessRuntime::open(state, shim_binary()).expect("open runtime")
+    }
 
     fn config(dir: &Path, name: &str, argv: &[&str]) -> ContainerConfig {
         let pod = PodRef { namespace: "default".into(), name: "web".into(), uid: "uid-1".into() };
@@ -491,6 +600,17 @@ mod tests {
             env: vec![("FOO".into(), "bar".into())],
             working_dir: None,
         }
+    }
+
+    /// What the container printed, decoded from its CRI log.
+    fn output(log: &Path) -> String {
+        let data = std::fs::read(log).unwrap_or_default();
+        let mut decoder = crilog::Decoder::new(false);
+        let mut out = Vec::new();
+        for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            decoder.push_line(line, &mut out);
+        }
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     async fn run(rt: &ProcessRuntime, config: ContainerConfig) -> String {
@@ -511,10 +631,18 @@ mod tests {
         }
     }
 
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
     #[tokio::test]
     async fn runs_a_command_and_records_exit_code_and_output() {
         let dir = tempfile::tempdir().unwrap();
-        let rt = ProcessRuntime::open(dir.path().join("state")).unwrap();
+        let state = dir.path().join("state");
+        let rt = open(&state);
         let mut events = rt.subscribe();
         let cfg = config(dir.path(), "c", &["sh", "-c", "echo out $FOO $HOSTNAME; echo err >&2; exit 3"]);
         let log = cfg.log_path.clone();
@@ -523,52 +651,122 @@ mod tests {
         assert_eq!((s.exit_code, s.reason.as_str()), (Some(3), "Error"));
         assert!(s.started_at.is_some() && s.finished_at.is_some());
         assert_eq!(s.image_ref, "process://busybox");
-        let output = std::fs::read_to_string(log).unwrap();
-        assert!(output.contains("out bar web\n"), "{output:?}");
-        assert!(output.contains("err\n"), "{output:?}");
+        let printed = output(&log);
+        assert!(printed.contains("out bar web\n"), "{printed:?}");
+        assert!(printed.contains("err\n"), "{printed:?}");
         // Started, then exited: two events for this pod.
         assert_eq!(events.recv().await.unwrap().pod_uid, "uid-1");
         assert_eq!(events.recv().await.unwrap().container_id, id);
-        // The state file of a finished container is gone.
-        assert_eq!(std::fs::read_dir(dir.path().join("state")).unwrap().count(), 0);
+        // The state and exit files stay until the container is removed.
+        assert_eq!(files_in(&state), [format!("{id}.exit"), format!("{id}.json")]);
+        rt.remove_container(&id).await.unwrap();
+        assert!(files_in(&state).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_shim_writes_cri_records_and_the_exit_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let rt = open(&state);
+        // A short line on each stream, a line longer than a record may be,
+        // and output without a final newline.
+        let script = "echo out; echo err >&2; head -c 20000 /dev/zero | tr '\\0' x; echo; printf tail; exit 3";
+        let cfg = config(dir.path(), "c", &["sh", "-c", script]);
+        let log = cfg.log_path.clone();
+        let before = jiff::Timestamp::now();
+        let id = run(&rt, cfg).await;
+        assert_eq!(wait_exit(&rt, &id).await.exit_code, Some(3));
+        let after = jiff::Timestamp::now();
+
+        let data = std::fs::read(&log).unwrap();
+        let records: Vec<crilog::Record<'_>> =
+            data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| crilog::parse(l).expect("a CRI record")).collect();
+        let summary: Vec<(Stream, bool, usize)> = records.iter().map(|r| (r.stream, r.full, r.content.len())).collect();
+        let stderr_line = summary.iter().position(|r| r.0 == Stream::Stderr).expect("a stderr record");
+        assert_eq!(summary[stderr_line], (Stream::Stderr, true, 3));
+        let stdout: Vec<_> = summary.iter().filter(|r| r.0 == Stream::Stdout).copied().collect();
+        assert_eq!(
+            stdout,
+            [
+                (Stream::Stdout, true, 3),
+                (Stream::Stdout, false, crilog::MAX_LINE),
+                (Stream::Stdout, true, 20000 - crilog::MAX_LINE),
+                (Stream::Stdout, false, 4),
+            ]
+        );
+        for r in &records {
+            assert!(before <= r.time && r.time <= after, "{} is when the line was read", r.time);
+        }
+        let text = String::from_utf8_lossy(&data);
+        assert!(text.contains(" stdout F out\n") && text.contains(" stderr F err\n"), "{text:.200}");
+
+        let exit = ExitRecord::read(&state.join(format!("{id}.exit"))).expect("exit file");
+        assert_eq!((exit.exit_code, exit.signal), (3, None));
+        let finished: jiff::Timestamp = exit.finished_at.parse().unwrap();
+        assert!(before <= finished && finished <= after);
+    }
+
+    #[tokio::test]
+    async fn a_container_killed_by_sigkill_exits_137() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let rt = open(&state);
+        let id = run(&rt, config(dir.path(), "c", &["sleep", "100"])).await;
+        let pid = rt.container_status(&id).await.unwrap().pid.unwrap();
+        sys::kill_process_group(pid, libc::SIGKILL).unwrap();
+        let s = wait_exit(&rt, &id).await;
+        assert_eq!((s.exit_code, s.reason.as_str(), s.message.as_str()), (Some(137), "Error", "killed by signal 9"));
+        let exit = ExitRecord::read(&state.join(format!("{id}.exit"))).unwrap();
+        assert_eq!((exit.exit_code, exit.signal), (137, Some(libc::SIGKILL)));
     }
 
     #[tokio::test]
     async fn working_dir_and_clean_exit() {
         let dir = tempfile::tempdir().unwrap();
-        let rt = ProcessRuntime::open(dir.path().join("state")).unwrap();
+        let rt = open(&dir.path().join("state"));
         let mut cfg = config(dir.path(), "c", &["sh", "-c", "pwd"]);
         cfg.working_dir = Some(dir.path().display().to_string());
         let log = cfg.log_path.clone();
         let id = run(&rt, cfg).await;
         let s = wait_exit(&rt, &id).await;
         assert_eq!((s.exit_code, s.reason.as_str()), (Some(0), "Completed"));
-        assert_eq!(std::fs::read_to_string(log).unwrap().trim(), dir.path().display().to_string());
+        assert_eq!(output(&log).trim(), dir.path().display().to_string());
     }
 
     #[tokio::test]
-    async fn no_command_and_missing_executable_are_reported() {
+    async fn no_command_missing_executable_and_missing_shim_are_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let rt = ProcessRuntime::open(dir.path().join("state")).unwrap();
+        let rt = open(&dir.path().join("state"));
         let err = rt.create_container(config(dir.path(), "c", &[])).await.unwrap_err();
         assert!(matches!(err, RuntimeError::InvalidConfig(ref m) if m.contains("has no command")), "{err}");
 
         let id = rt.create_container(config(dir.path(), "d", &["/no/such/binary"])).await.unwrap();
-        assert!(matches!(rt.start_container(&id).await, Err(RuntimeError::Start(_))));
+        let err = rt.start_container(&id).await.unwrap_err();
+        assert!(matches!(err, RuntimeError::Start(ref m) if m.starts_with("exec: \"/no/such/binary\": ")), "{err}");
         let s = rt.container_status(&id).await.unwrap();
         assert_eq!((s.state, s.exit_code, s.reason.as_str()), (ContainerState::Exited, Some(128), "StartError"));
+
+        let mut cfg = config(dir.path(), "e", &["true"]);
+        cfg.working_dir = Some("/no/such/dir".into());
+        let id = rt.create_container(cfg).await.unwrap();
+        assert!(matches!(rt.start_container(&id).await, Err(RuntimeError::Start(_))));
+
+        let no_shim = ProcessRuntime::open(dir.path().join("state2"), "/no/such/shim").unwrap();
+        let id = no_shim.create_container(config(dir.path(), "f", &["true"])).await.unwrap();
+        let err = no_shim.start_container(&id).await.unwrap_err();
+        assert!(err.to_string().starts_with("cannot run the shim /no/such/shim"), "{err}");
     }
 
     #[tokio::test]
     async fn stop_sends_sigterm_to_the_whole_group() {
         let dir = tempfile::tempdir().unwrap();
-        let rt = ProcessRuntime::open(dir.path().join("state")).unwrap();
+        let rt = open(&dir.path().join("state"));
         // The shell prints its background child's pid, then waits for it.
         let cfg = config(dir.path(), "c", &["sh", "-c", "sleep 100 & echo $!; wait"]);
         let log = cfg.log_path.clone();
         let id = run(&rt, cfg).await;
         let grandchild: u32 = loop {
-            if let Ok(pid) = std::fs::read_to_string(&log).unwrap_or_default().trim().parse() {
+            if let Ok(pid) = output(&log).trim().parse() {
                 break pid;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -589,12 +787,12 @@ mod tests {
     #[tokio::test]
     async fn stop_escalates_to_sigkill_after_the_grace_period() {
         let dir = tempfile::tempdir().unwrap();
-        let rt = ProcessRuntime::open(dir.path().join("state")).unwrap();
+        let rt = open(&dir.path().join("state"));
         let cfg = config(dir.path(), "c", &["sh", "-c", "trap '' TERM; echo ready; sleep 100"]);
         let log = cfg.log_path.clone();
         let id = run(&rt, cfg).await;
         // Signal only once the trap is set.
-        while !std::fs::read_to_string(&log).unwrap_or_default().contains("ready") {
+        while !output(&log).contains("ready") {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let grace = Duration::from_millis(500);
@@ -607,17 +805,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_new_runtime_adopts_running_processes_instead_of_starting_them() {
+    async fn a_new_runtime_adopts_running_containers_instead_of_starting_them() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let rt = ProcessRuntime::open(&state).unwrap();
+        let rt = open(&state);
         let id = run(&rt, config(dir.path(), "c", &["sleep", "100"])).await;
         let pid = rt.container_status(&id).await.unwrap().pid.unwrap();
-        // The agent "crashes": the runtime goes, the process stays.
+        // The agent "crashes": the runtime goes, the shim and process stay.
         drop(rt);
         assert!(sys::proc_stat(pid).is_some_and(|s| s.is_alive()));
 
-        let rt = ProcessRuntime::open(&state).unwrap();
+        let rt = open(&state);
         let listed = rt.list_containers().await;
         assert_eq!(listed.len(), 1, "exactly the one container, no duplicate");
         let adopted = &listed[0];
@@ -625,11 +823,72 @@ mod tests {
         assert_eq!(adopted.pod.name, "web");
         assert!(adopted.started_at.is_some());
 
-        // It can be stopped like any other; its exit code was not ours to see.
+        // It can be stopped like any other, and its shim tells how it ended.
         rt.stop_container(&id, Duration::from_secs(5)).await.unwrap();
         let s = rt.container_status(&id).await.unwrap();
-        assert_eq!((s.exit_code, s.reason.as_str()), (Some(137), "ContainerStatusUnknown"));
-        assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0);
+        assert_eq!((s.exit_code, s.reason.as_str()), (Some(128 + libc::SIGTERM), "Error"));
+        rt.remove_container(&id).await.unwrap();
+        assert!(files_in(&state).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_container_that_ended_while_no_runtime_watched_reports_its_exit_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let rt = open(&state);
+        let cfg = config(dir.path(), "c", &["sh", "-c", "sleep 0.3; echo bye; exit 7"]);
+        let log = cfg.log_path.clone();
+        let id = run(&rt, cfg).await;
+        drop(rt);
+        // The shim outlives the runtime: it keeps logging and records the exit.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ExitRecord::read(&state.join(format!("{id}.exit"))).is_none() {
+            assert!(Instant::now() < deadline, "the shim never wrote the exit file");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(output(&log), "bye\n");
+
+        let rt = open(&state);
+        let listed = rt.list_containers().await;
+        assert_eq!(listed.len(), 1);
+        let s = &listed[0];
+        assert_eq!((s.id.as_str(), s.state, s.exit_code, s.reason.as_str()), (id.as_str(), ContainerState::Exited, Some(7), "Error"));
+        assert!(s.started_at.is_some() && s.finished_at >= s.started_at);
+    }
+
+    #[tokio::test]
+    async fn the_shim_survives_its_parent_being_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, exit_file) = (dir.path().join("c.log"), dir.path().join("c.exit"));
+        let args = ShimArgs {
+            log: log.clone(),
+            exit_file: exit_file.clone(),
+            cwd: None,
+            argv: vec!["sh".into(), "-c".into(), "sleep 0.5; echo late; exit 4".into()],
+        };
+        // A stand-in agent: a shell that starts the shim, then is SIGKILLed.
+        let mut agent = std::process::Command::new(shim_binary());
+        agent.arg("shim").arg("--").args(args.to_args()).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut parent = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg("\"$@\" & wait")
+            .arg("sh")
+            .arg(agent.get_program())
+            .args(agent.get_args())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let Ok(Handshake::Started { pid, .. }) = read_handshake(parent.stdout.take()).await else { panic!("no handshake") };
+        parent.start_kill().unwrap();
+        parent.wait().await.unwrap();
+        assert!(sys::proc_stat(pid).is_some_and(|s| s.is_alive()), "the container outlived the agent");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ExitRecord::read(&exit_file).is_none() {
+            assert!(Instant::now() < deadline, "the shim never wrote the exit file");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(ExitRecord::read(&exit_file).unwrap().exit_code, 4);
+        assert_eq!(output(&log), "late\n");
     }
 
     #[tokio::test]
@@ -644,7 +903,7 @@ mod tests {
         let my_start = sys::proc_stat(me).unwrap().start_time;
         let pod = PodRef { namespace: "default".into(), name: "web".into(), uid: "uid-1".into() };
         // A pid that is gone, and a pid that lives but started at another
-        // time: someone else's process now.
+        // time: someone else's process now. Neither left an exit file.
         for (name, pid, start_time) in [("dead", dead_pid, 1), ("recycled", me, my_start + 1)] {
             let record = StateFile {
                 pod: pod.clone(),
@@ -653,15 +912,16 @@ mod tests {
                 image: "busybox".into(),
                 pid,
                 start_time,
+                shim: Some(ProcessId { pid, start_time }),
                 started_at: jiff::Timestamp::now().to_string(),
                 log_path: dir.path().join("x.log"),
             };
             std::fs::write(state.join(format!("{}.json", container_id("uid-1", name, 0))), serde_json::to_vec(&record).unwrap())
                 .unwrap();
         }
-        let rt = ProcessRuntime::open(&state).unwrap();
+        let rt = open(&state);
         assert!(rt.list_containers().await.is_empty());
-        assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0, "stale records are removed");
+        assert!(files_in(&state).is_empty(), "stale records are removed");
         assert!(sys::proc_stat(me).is_some_and(|s| s.is_alive()), "and nobody was signalled");
     }
 }
