@@ -236,7 +236,22 @@ fn success_status() -> Value {
 /// Reads a request body (JSON, or YAML when so labelled), within the size
 /// limit. A missing Content-Type is JSON: the Python client sends none.
 async fn read_body(req: Request<Incoming>) -> Result<Value, ApiError> {
-    let yaml = content_type(&req).is_some_and(|c| c.contains("yaml"));
+    let ct = content_type(&req).unwrap_or_default();
+    let media = ct.split(';').next().unwrap_or_default().trim().to_string();
+    let yaml = match media.as_str() {
+        "" | "application/json" | "*/*" => false,
+        "application/yaml" | "application/x-yaml" | "text/yaml" => true,
+        // Protobuf (and CBOR) bodies are refused with 415, upon which
+        // client-go retries the request as JSON.
+        other => {
+            let mut e = ApiError::bad_request(format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other})"
+            ));
+            e.code = 415;
+            e.reason = "UnsupportedMediaType".into();
+            return Err(e);
+        }
+    };
     let bytes = read_bytes(req).await?;
     parse_body(&bytes, yaml)
 }
