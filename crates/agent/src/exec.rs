@@ -243,6 +243,13 @@ mod tests {
         service(dir, runtime, Arc::new(pod))
     }
 
+    /// Stops the `sleep` the service's pod runs, so no test leaves it behind.
+    async fn stop(runtime: &Arc<dyn Runtime>) {
+        for c in runtime.list_containers().await {
+            runtime.remove_container(&c.id).await.unwrap();
+        }
+    }
+
     fn start(container: &str, command: &[&str], stdin: bool) -> ExecInput {
         ExecInput {
             input: Some(Input::Start(ExecStart {
@@ -291,6 +298,7 @@ mod tests {
         // No container named: the first one.
         let (out, _, exit) = exec(&svc, vec![start("", &["echo", "first"], false)]).await.unwrap();
         assert_eq!((out.as_str(), exit.code), ("first\n", 0));
+        stop(&svc.runtime).await;
     }
 
     #[tokio::test]
@@ -306,6 +314,7 @@ mod tests {
         ];
         let (out, _, exit) = exec(&svc, messages).await.unwrap();
         assert_eq!((out.as_str(), exit.code), ("ABC\nDEFdone\n", 0));
+        stop(&svc.runtime).await;
     }
 
     #[tokio::test]
@@ -314,6 +323,7 @@ mod tests {
         let svc = running_service(dir.path()).await;
         let (_, _, exit) = exec(&svc, vec![start("app", &["no-such-command-here"], false)]).await.unwrap();
         assert_eq!((exit.code, exit.error.as_str()), (-1, "exec: \"no-such-command-here\": executable file not found in $PATH"));
+        stop(&svc.runtime).await;
     }
 
     #[tokio::test]
@@ -339,6 +349,7 @@ mod tests {
             err(exec(&svc, vec![ExecInput { input: Some(Input::CloseStdin(true)) }]).await),
             (400, "the first message of an exec stream must be `start`".into())
         );
+        stop(&svc.runtime).await;
     }
 
     #[tokio::test]
@@ -357,6 +368,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         drop(input_tx);
+        stop(&svc.runtime).await;
     }
 
     #[tokio::test]
@@ -365,6 +377,7 @@ mod tests {
         use api::proto::agent_server::AgentServer;
         let dir = tempfile::tempdir().unwrap();
         let svc = running_service(dir.path()).await;
+        let runtime = svc.runtime.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(
@@ -385,5 +398,6 @@ mod tests {
         let status = client.exec(futures::stream::iter(vec![start("idle", &["true"], false)])).await.unwrap_err();
         assert_eq!(ApiError::from_grpc(&status).message, "container not found (\"idle\")");
         server.abort();
+        stop(&runtime).await;
     }
 }

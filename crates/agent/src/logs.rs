@@ -263,7 +263,7 @@ pub(crate) mod tests {
             name: "app".into(),
             attempt: 1,
             image: "busybox".into(),
-            argv: vec!["sh".into(), "-c".into(), "echo one; echo two >&2; sleep 0.3; echo three".into()],
+            argv: vec!["sh".into(), "-c".into(), "echo one; echo two; sleep 0.3; echo three".into()],
             env: vec![],
             working_dir: None,
             log_path: log_path(dir.path(), &p, "app", 1),

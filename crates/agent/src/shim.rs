@@ -12,9 +12,10 @@
 //!   `wait()` for a process and learn how it ended;
 //! - that exit status must be kept until an agent asks for it.
 //!
-//! So the agent runs `tinykube shim -- --log FILE --exit-file FILE [--cwd
-//! DIR] -- COMMAND...` (the same binary, a hidden subcommand) with the
-//! container's environment. The shim leaves the agent's session (`setsid`),
+//! So the agent runs `tinykube shim -- --id ID` (the same binary, a hidden
+//! subcommand) and writes a [`ShimSpec`] on its stdin: the command, its
+//! environment and working directory, the log file and the exit file. The
+//! shim leaves the agent's session (`setsid`),
 //! starts the command in a process group of its own (so that a stop signal
 //! sent to the group reaches everything the command forked), tells the
 //! agent the container's pid and start time as one JSON line on its stdout
@@ -81,63 +82,32 @@ impl ExitRecord {
     }
 }
 
-/// What the shim is asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShimArgs {
+/// What the shim is asked to run. The agent writes it as JSON on the
+/// shim's stdin rather than on its command line, so that the container's
+/// command shows up once in `ps` (as the container), and its environment
+/// never becomes the shim's own (a pod's `LD_PRELOAD` is the container's
+/// business, not the supervisor's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShimSpec {
+    /// The log file, appended to in the CRI format.
     pub log: PathBuf,
+    /// Where the exit record goes when the container has ended.
     pub exit_file: PathBuf,
+    /// The container's working directory; the shim's own when absent.
     pub cwd: Option<PathBuf>,
-    pub argv: Vec<OsString>,
+    /// `command` followed by `args`.
+    pub argv: Vec<String>,
+    /// The container's whole environment, in order (later entries win).
+    pub env: Vec<(String, String)>,
 }
 
-impl ShimArgs {
-    /// The arguments that [`ShimArgs::parse`] reads back, for the agent to
-    /// pass after `tinykube shim --`.
-    pub fn to_args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec!["--log".into(), self.log.clone().into(), "--exit-file".into(), self.exit_file.clone().into()];
-        if let Some(cwd) = &self.cwd {
-            args.extend(["--cwd".into(), cwd.clone().into()]);
-        }
-        args.push("--".into());
-        args.extend(self.argv.iter().cloned());
-        args
-    }
-
-    pub fn parse(args: &[OsString]) -> Result<ShimArgs, String> {
-        let (mut log, mut exit_file, mut cwd) = (None, None, None);
-        let mut it = args.iter();
-        loop {
-            let Some(flag) = it.next() else { return Err("missing `--` before the command".into()) };
-            if flag == "--" {
-                break;
-            }
-            let slot = match flag.to_str() {
-                Some("--log") => &mut log,
-                Some("--exit-file") => &mut exit_file,
-                Some("--cwd") => &mut cwd,
-                _ => return Err(format!("unknown argument {}", flag.to_string_lossy())),
-            };
-            *slot = Some(it.next().map(PathBuf::from).ok_or_else(|| format!("{} needs a value", flag.to_string_lossy()))?);
-        }
-        let argv: Vec<OsString> = it.cloned().collect();
-        if argv.is_empty() {
-            return Err("no command to run".into());
-        }
-        Ok(ShimArgs {
-            log: log.ok_or("--log is required")?,
-            exit_file: exit_file.ok_or("--exit-file is required")?,
-            cwd,
-            argv,
-        })
-    }
-}
-
-/// The shim's entry point: `tinykube shim -- ARGS` calls it with ARGS.
-/// Returns the process exit code: 0 once the container ran and its exit
-/// file is written, 1 when it could not be started or supervised.
+/// The shim's entry point: `tinykube shim -- [--id ID]` calls it with what
+/// follows `--`; the id only names the shim in `ps`. The [`ShimSpec`] comes
+/// on stdin. Returns the process exit code: 0 once the container ran and
+/// its exit file is written, 1 when it could not be started.
 pub fn main(args: Vec<OsString>) -> i32 {
-    let args = match ShimArgs::parse(&args) {
-        Ok(a) => a,
+    let spec = match read_spec(&args) {
+        Ok(spec) => spec,
         Err(e) => {
             handshake(&Handshake::Failed { error: format!("tinykube shim: {e}") });
             return 1;
@@ -146,13 +116,29 @@ pub fn main(args: Vec<OsString>) -> i32 {
     // Fails only if we lead a process group already, i.e. someone started
     // us by hand from a shell; we then run in that session, which is fine.
     let _ = sys::setsid();
-    match supervise(&args) {
+    match supervise(&spec) {
         Ok(()) => 0,
         Err(e) => {
             handshake(&Handshake::Failed { error: e });
             1
         }
     }
+}
+
+/// Checks the arguments and reads the spec from stdin.
+fn read_spec(args: &[OsString]) -> Result<ShimSpec, String> {
+    match args {
+        [] => {}
+        [flag, _] if flag == "--id" => {}
+        _ => return Err(format!("unexpected arguments {args:?}: the spec comes on stdin")),
+    }
+    let mut input = Vec::new();
+    std::io::stdin().read_to_end(&mut input).map_err(|e| format!("cannot read the spec: {e}"))?;
+    let spec: ShimSpec = serde_json::from_slice(&input).map_err(|e| format!("bad spec: {e}"))?;
+    if spec.argv.is_empty() {
+        return Err("no command to run".into());
+    }
+    Ok(spec)
 }
 
 /// Writes the handshake line; false when the agent is no longer there.
@@ -165,7 +151,7 @@ fn handshake(h: &Handshake) -> bool {
 
 /// Runs the container to its end. An `Err` is a start failure, reported in
 /// the handshake; once the handshake says `Started`, this returns `Ok`.
-fn supervise(args: &ShimArgs) -> Result<(), String> {
+fn supervise(args: &ShimSpec) -> Result<(), String> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -173,6 +159,8 @@ fn supervise(args: &ShimArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot open log file {}: {e}", args.log.display()))?;
     let mut cmd = Command::new(&args.argv[0]);
     cmd.args(&args.argv[1..])
+        .env_clear()
+        .envs(args.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -181,7 +169,7 @@ fn supervise(args: &ShimArgs) -> Result<(), String> {
     if let Some(dir) = &args.cwd {
         cmd.current_dir(dir);
     }
-    let mut child = cmd.spawn().map_err(|e| format!("exec: {:?}: {e}", args.argv[0].to_string_lossy()))?;
+    let mut child = cmd.spawn().map_err(|e| format!("exec: {:?}: {e}", args.argv[0]))?;
     let pid = child.id();
     // Our child is not reaped yet, so its /proc entry exists.
     let start_time = sys::proc_stat(pid).map(|s| s.start_time).unwrap_or_default();
@@ -354,25 +342,10 @@ mod tests {
     }
 
     #[test]
-    fn arguments_round_trip_and_are_checked() {
-        let args = ShimArgs {
-            log: "/l/0.log".into(),
-            exit_file: "/s/c.exit".into(),
-            cwd: Some("/w".into()),
-            argv: vec!["sh".into(), "-c".into(), "--log x".into(), "--".into()],
-        };
-        assert_eq!(ShimArgs::parse(&args.to_args()), Ok(args.clone()));
-        let no_cwd = ShimArgs { cwd: None, ..args };
-        assert_eq!(ShimArgs::parse(&no_cwd.to_args()), Ok(no_cwd));
+    fn only_an_id_may_be_given_as_arguments() {
         let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-        for (bad, why) in [
-            (os(&["--log", "a", "--exit-file", "b", "--"]), "no command to run"),
-            (os(&["--log", "a", "--", "true"]), "--exit-file is required"),
-            (os(&["--log", "a", "--exit-file", "b", "true"]), "unknown argument true"),
-            (os(&["--log"]), "--log needs a value"),
-            (os(&["--log", "a"]), "missing `--` before the command"),
-        ] {
-            assert_eq!(ShimArgs::parse(&bad), Err(why.to_string()), "{bad:?}");
+        for bad in [os(&["--log", "x"]), os(&["--id"]), os(&["--id", "a", "b"])] {
+            assert!(read_spec(&bad).unwrap_err().starts_with("unexpected arguments"), "{bad:?}");
         }
     }
 

@@ -17,7 +17,8 @@
 //! changes state, and the agent wakes the pod's worker.
 //!
 //! Runtimes:
-//! - [`process`]: the container's command as a local process group.
+//! - [`process`]: the container's command as a local process group,
+//!   supervised by a shim (see [`crate::shim`]).
 //! - `docker` and `hollow` are planned; they implement this same trait.
 
 pub mod process;
@@ -53,8 +54,8 @@ pub struct ContainerConfig {
     /// The container's environment, in order (later entries win).
     pub env: Vec<(String, String)>,
     pub working_dir: Option<String>,
-    /// Where stdout and stderr go; chosen by the agent, as the kubelet
-    /// chooses CRI's `LogPath`.
+    /// Where stdout and stderr go, as CRI log records; chosen by the
+    /// agent, as the kubelet chooses CRI's `LogPath`.
     pub log_path: PathBuf,
 }
 
@@ -168,7 +169,8 @@ pub trait Runtime: Send + Sync {
     /// previous run of the agent: how the agent avoids starting duplicates.
     async fn list_containers(&self) -> Vec<ContainerStatus>;
 
-    /// The file holding a container's output (the agent serves it as logs).
+    /// The file holding a container's output in the CRI log format (see
+    /// [`crate::crilog`]); the agent serves it as logs.
     async fn log_path(&self, id: &str) -> Result<PathBuf, RuntimeError>;
 
     /// A stream of container state changes.

@@ -38,12 +38,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncBufReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{ContainerConfig, ContainerEvent, ContainerState, ContainerStatus, PodRef, Runtime, RuntimeError};
-use crate::shim::{ExitRecord, Handshake, ShimArgs};
+use crate::shim::{ExitRecord, Handshake, ShimSpec};
 use crate::sys;
 
 /// How often an adopted shim (or container) is checked for.
@@ -313,31 +313,28 @@ impl ProcessRuntime {
         RuntimeError::Start(message)
     }
 
-    /// The shim's command line and environment. The environment is the
-    /// container's, which the shim passes on: PATH is the agent's, then
-    /// HOSTNAME (the pod's name, as a container's hostname is), then the
-    /// container's own variables.
-    fn shim_command(&self, id: &str, config: &ContainerConfig) -> tokio::process::Command {
-        let args = ShimArgs {
+    /// The shim's command line, and the spec to write on its stdin. The
+    /// container's environment is PATH (the agent's), HOSTNAME (the pod's
+    /// name, as a container's hostname is), then its own variables.
+    fn shim_command(&self, id: &str, config: &ContainerConfig) -> (tokio::process::Command, ShimSpec) {
+        let spec = ShimSpec {
             log: config.log_path.clone(),
             exit_file: self.exit_path(id),
             cwd: config.working_dir.as_ref().map(PathBuf::from),
-            argv: config.argv.iter().map(Into::into).collect(),
+            argv: config.argv.clone(),
+            env: container_env(&config.pod, &config.env),
         };
         let mut cmd = tokio::process::Command::new(&self.shim);
-        cmd.arg("shim")
-            .arg("--")
-            .args(args.to_args())
+        cmd.args(["shim", "--", "--id", id])
             .env_clear()
-            .envs(container_env(&config.pod, &config.env))
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             // The shim outlives the agent: it must hold none of the
             // agent's own output streams open.
             .stderr(Stdio::null())
             // The shim and the container outlive the agent on purpose.
             .kill_on_drop(false);
-        cmd
+        (cmd, spec)
     }
 
     /// Signals a running container's process group, if the pid is still the
@@ -366,6 +363,14 @@ pub fn container_env(pod: &PodRef, env: &[(String, String)]) -> Vec<(String, Str
     let mut all = vec![("PATH".to_string(), path), ("HOSTNAME".to_string(), pod.name.clone())];
     all.extend(env.iter().cloned());
     all
+}
+
+/// Writes the spec on the shim's stdin and closes it.
+async fn send_spec(stdin: Option<tokio::process::ChildStdin>, spec: &ShimSpec) -> std::io::Result<()> {
+    let mut stdin = stdin.ok_or_else(|| std::io::Error::other("the shim has no stdin"))?;
+    let bytes = serde_json::to_vec(spec).map_err(std::io::Error::other)?;
+    stdin.write_all(&bytes).await?;
+    stdin.shutdown().await
 }
 
 /// Reads the shim's handshake line.
@@ -456,10 +461,16 @@ impl Runtime for ProcessRuntime {
             return Err(RuntimeError::WrongState { id: id.to_string(), state });
         }
         let config = &entry.config;
-        let mut shim = match self.shim_command(id, config).spawn() {
+        let (mut cmd, spec) = self.shim_command(id, config);
+        let mut shim = match cmd.spawn() {
             Ok(child) => child,
             Err(e) => return Err(self.fail_start(&entry, format!("cannot run the shim {}: {e}", self.shim.display()))),
         };
+        if let Err(e) = send_spec(shim.stdin.take(), &spec).await {
+            let _ = shim.start_kill();
+            let _ = shim.wait().await;
+            return Err(self.fail_start(&entry, format!("cannot talk to the shim: {e}")));
+        }
         // Our unreaped child is at worst a zombie, so its /proc entry exists.
         let shim_id = shim
             .id()
@@ -860,21 +871,23 @@ mod tests {
     async fn the_shim_survives_its_parent_being_killed() {
         let dir = tempfile::tempdir().unwrap();
         let (log, exit_file) = (dir.path().join("c.log"), dir.path().join("c.exit"));
-        let args = ShimArgs {
+        let spec = ShimSpec {
             log: log.clone(),
             exit_file: exit_file.clone(),
             cwd: None,
             argv: vec!["sh".into(), "-c".into(), "sleep 0.5; echo late; exit 4".into()],
+            env: vec![("PATH".into(), std::env::var("PATH").unwrap())],
         };
+        let spec_file = dir.path().join("spec.json");
+        std::fs::write(&spec_file, serde_json::to_vec(&spec).unwrap()).unwrap();
         // A stand-in agent: a shell that starts the shim, then is SIGKILLed.
-        let mut agent = std::process::Command::new(shim_binary());
-        agent.arg("shim").arg("--").args(args.to_args()).stdout(Stdio::piped()).stderr(Stdio::null());
         let mut parent = tokio::process::Command::new("sh")
             .arg("-c")
-            .arg("\"$@\" & wait")
+            .arg("\"$@\" < \"$SPEC\" & wait")
             .arg("sh")
-            .arg(agent.get_program())
-            .args(agent.get_args())
+            .arg(shim_binary())
+            .args(["shim", "--", "--id", "c"])
+            .env("SPEC", &spec_file)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
