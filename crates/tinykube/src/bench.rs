@@ -53,7 +53,7 @@ pub async fn skeleton(args: SkeletonArgs) -> Result<()> {
     let exe = std::env::current_exe()?;
     let size = std::fs::metadata(&exe)?.len();
     println!("binary: {} ({:.1} MB)", exe.display(), size as f64 / 1e6);
-    let (mut starts, mut rsss, mut deploys) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut starts, mut rsss, mut deploys, mut shim_rsss) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for run in 1..=args.runs {
         let dir = std::env::temp_dir().join(format!("tinykube-bench-{}-{run}", std::process::id()));
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -75,13 +75,18 @@ pub async fn skeleton(args: SkeletonArgs) -> Result<()> {
         let rss = rss_kib(pid)?;
 
         let deploy = time_deployment(&client, args.replicas).await?;
+        let shims = shim_rss_kib(&exe);
+        let shim_avg = if shims.is_empty() { 0.0 } else { shims.iter().sum::<u64>() as f64 / shims.len() as f64 / 1024.0 };
         println!(
-            "run {run}: start→Ready {:.0} ms, idle RSS {:.1} MB, {}-replica Deployment→Running {:.0} ms",
+            "run {run}: start→Ready {:.0} ms, idle RSS {:.1} MB, {}-replica Deployment→Running {:.0} ms, {} shims at {:.1} MB RSS each",
             start.as_secs_f64() * 1e3,
             rss as f64 / 1024.0,
             args.replicas,
-            deploy.as_secs_f64() * 1e3
+            deploy.as_secs_f64() * 1e3,
+            shims.len(),
+            shim_avg,
         );
+        shim_rsss.push(shim_avg);
         starts.push(start.as_secs_f64() * 1e3);
         rsss.push(rss as f64 / 1024.0);
         deploys.push(deploy.as_secs_f64() * 1e3);
@@ -91,15 +96,33 @@ pub async fn skeleton(args: SkeletonArgs) -> Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     println!(
-        "median of {} runs: start→Ready {:.0} ms, idle RSS {:.1} MB, {}-replica Deployment→Running {:.0} ms, binary {:.1} MB",
+        "median of {} runs: start→Ready {:.0} ms, idle RSS {:.1} MB, {}-replica Deployment→Running {:.0} ms, shim RSS {:.1} MB per container, binary {:.1} MB",
         args.runs,
         median(starts),
         median(rsss),
         args.replicas,
         median(deploys),
+        median(shim_rsss),
         size as f64 / 1e6
     );
     Ok(())
+}
+
+/// RSS of every running container shim of this binary (each container
+/// has one supervisor process, `tinykube shim`).
+fn shim_rss_kib(exe: &std::path::Path) -> Vec<u64> {
+    let exe = exe.to_string_lossy().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            args.first().is_some_and(|a| *a == exe) && args.get(1).is_some_and(|a| a == "shim")
+        })
+        .filter_map(|pid| rss_kib(pid).ok())
+        .collect()
 }
 
 /// Returns the instant a watch first sees a Ready node.
