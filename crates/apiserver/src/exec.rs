@@ -608,9 +608,12 @@ async fn pump_client(
     while let Some(msg) = stream.next().await {
         let data = match msg {
             Ok(Message::Binary(data)) => data,
+            // The channel protocols read a text frame's bytes like a binary
+            // one (upstream receives both as `[]byte`); the Python client
+            // sends its stdin strings that way.
+            Ok(Message::Text(text)) => Bytes::from(text),
             Ok(Message::Close(_)) | Err(_) => break,
-            // Text frames belong to the base64 protocols, not offered here;
-            // pings and pongs are handled by tungstenite.
+            // Pings and pongs are answered by tungstenite.
             Ok(_) => continue,
         };
         let to_agent = match decode_client_frame(protocol, &data) {
@@ -1076,7 +1079,8 @@ mod tests {
             ws.send(Message::Binary(encode_frame(channel::STDIN, b"hi\n"))).await.unwrap();
             // Resizes are dropped without a terminal.
             ws.send(Message::Binary(encode_frame(channel::RESIZE, br#"{"Width":80,"Height":24}"#))).await.unwrap();
-            ws.send(Message::Binary(encode_frame(channel::STDIN, b"there\n"))).await.unwrap();
+            // A text frame, as the Python client sends stdin strings.
+            ws.send(Message::text("\u{0}there\n")).await.unwrap();
             ws.send(Message::Binary(Bytes::from_static(&[channel::CLOSE, channel::STDIN]))).await.unwrap();
             let got = receive_all(&mut ws).await;
             assert_eq!(String::from_utf8_lossy(&got.stdout), "hi\nthere\n");
