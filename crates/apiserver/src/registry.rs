@@ -322,15 +322,40 @@ impl Registry {
         }
     }
 
-    async fn require_namespace(&self, ns: &str) -> Result<(), ApiError> {
+    /// The namespace a new object goes into must exist and must not be
+    /// terminating: upstream's NamespaceLifecycle admission refuses new
+    /// content there, or the namespace controller would be emptying a
+    /// bucket that controllers keep filling.
+    async fn require_namespace(&self, info: &ResourceInfo, ns: &str, name: &str) -> Result<(), ApiError> {
         if ns.is_empty() {
             return Ok(());
         }
-        let info = api::resources::by_resource("", "namespaces").expect("namespaces are in the table");
-        match self.read(&info.key("", ns)).await? {
-            Some(_) => Ok(()),
-            None => Err(ApiError::not_found("", "namespaces", ns)),
+        let namespaces = api::resources::by_resource("", "namespaces").expect("namespaces are in the table");
+        let Some(kv) = self.read(&namespaces.key("", ns)).await? else {
+            return Err(ApiError::not_found("", "namespaces", ns));
+        };
+        if decode(&kv)?["metadata"]["deletionTimestamp"].is_null() {
+            return Ok(());
         }
+        Err(ApiError {
+            code: 403,
+            reason: "Forbidden".into(),
+            message: format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                info.qualified()
+            ),
+            details: Some(api::status::Details {
+                name: name.into(),
+                group: info.group.into(),
+                kind: info.resource.into(),
+                causes: vec![api::status::Cause {
+                    reason: "NamespaceTerminating".into(),
+                    message: format!("namespace {ns} is being terminated"),
+                    field: "metadata.namespace".into(),
+                }],
+                ..Default::default()
+            }),
+        })
     }
 
     /// Creates an object.
@@ -344,7 +369,7 @@ impl Registry {
         }
         self.validate_meta(info, &obj)?;
         if info.resource != "namespaces" {
-            self.require_namespace(&ns).await?;
+            self.require_namespace(info, &ns, meta_str(&obj, "name")).await?;
         }
         let meta = obj["metadata"].as_object_mut().expect("metadata is an object");
         for owned in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "generation"] {
@@ -449,6 +474,7 @@ impl Registry {
             // removed (and, for a pod, once its node has let go of it).
             let finished = !new["metadata"]["deletionTimestamp"].is_null()
                 && finalizers(&new).is_empty()
+                && namespace_finalizers(info, &new).is_empty()
                 && new["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) == 0;
             let write = if finished {
                 RequestOp::DeleteRange(DeleteRangeRequest { key: key.as_bytes().to_vec(), ..Default::default() })
@@ -516,7 +542,21 @@ impl Registry {
                     finalizers.push(f.to_string());
                 }
             }
-            if grace.is_none() && finalizers.is_empty() {
+            // A namespace is emptied by the namespace controller before it
+            // goes: upstream's namespace strategy puts the `kubernetes`
+            // finalizer in `spec.finalizers` of every new namespace, and
+            // only the controller removes it. tinykube adds it when the
+            // namespace is first marked for deletion, which is the same
+            // from every client's point of view except that a live
+            // namespace does not show it.
+            let mut ns_finalizers = namespace_finalizers(info, &obj);
+            if info.resource == "namespaces"
+                && obj["metadata"]["deletionTimestamp"].is_null()
+                && !ns_finalizers.iter().any(|f| f == NAMESPACE_FINALIZER)
+            {
+                ns_finalizers.push(NAMESPACE_FINALIZER.to_string());
+            }
+            if grace.is_none() && finalizers.is_empty() && ns_finalizers.is_empty() {
                 if dry_run {
                     return Ok(Deleted { object: obj, pending: false });
                 }
@@ -532,7 +572,10 @@ impl Registry {
             let mut marked = obj.clone();
             let grace = grace.unwrap_or(0);
             let already = marked["metadata"]["deletionGracePeriodSeconds"].as_i64();
-            if already.is_some_and(|g| g <= grace) && finalizers == self::finalizers(&obj) {
+            if already.is_some_and(|g| g <= grace)
+                && finalizers == self::finalizers(&obj)
+                && ns_finalizers == namespace_finalizers(info, &obj)
+            {
                 return Ok(Deleted { object: obj, pending: true });
             }
             if marked["metadata"]["deletionTimestamp"].is_null() || already.is_some_and(|g| g > grace) {
@@ -546,6 +589,7 @@ impl Registry {
                 marked["metadata"]["finalizers"] = json!(finalizers);
             }
             if info.resource == "namespaces" {
+                marked["spec"]["finalizers"] = json!(ns_finalizers);
                 marked["status"]["phase"] = json!("Terminating");
             }
             if dry_run {
@@ -708,6 +752,22 @@ fn guarded(key: &str, mod_revision: i64, op: RequestOp) -> TxnRequest {
 /// An object's `metadata.finalizers`.
 fn finalizers(obj: &Value) -> Vec<String> {
     obj["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// The finalizer that keeps a terminating namespace until the namespace
+/// controller has deleted everything in it (upstream `FinalizerKubernetes`).
+pub const NAMESPACE_FINALIZER: &str = "kubernetes";
+
+/// A namespace's `spec.finalizers`: unlike `metadata.finalizers`, these
+/// belong to the namespace lifecycle (empty for every other kind).
+fn namespace_finalizers(info: &ResourceInfo, obj: &Value) -> Vec<String> {
+    if info.resource != "namespaces" {
+        return Vec::new();
+    }
+    obj["spec"]["finalizers"]
         .as_array()
         .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
         .unwrap_or_default()

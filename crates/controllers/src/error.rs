@@ -49,3 +49,38 @@ impl Error {
         matches!(self, Error::Api { source, .. } if source.is_conflict())
     }
 }
+
+/// Whether a create failed only because its namespace is being deleted
+/// (the `NamespaceTerminating` cause of the api-server's 403). Controllers
+/// treat that as "nothing to do", as upstream's do.
+pub fn is_namespace_terminating(e: &ApiError) -> bool {
+    e.code == 403 && e.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::status::{Cause, Details};
+
+    #[test]
+    fn only_the_namespace_terminating_cause_counts() {
+        let forbidden = |cause: &str| ApiError {
+            code: 403,
+            reason: "Forbidden".into(),
+            message: "forbidden".into(),
+            details: Some(Details {
+                causes: vec![Cause { reason: cause.into(), message: String::new(), field: String::new() }],
+                ..Default::default()
+            }),
+        };
+        let cases = [
+            ("terminating namespace", forbidden("NamespaceTerminating"), true),
+            ("forbidden for another reason", forbidden("SomethingElse"), false),
+            ("a plain conflict", ApiError::conflict("", "pods", "p", "stale"), false),
+            ("not found", ApiError::not_found("", "namespaces", "shop"), false),
+        ];
+        for (name, err, want) in cases {
+            assert_eq!(is_namespace_terminating(&err), want, "{name}");
+        }
+    }
+}

@@ -1,12 +1,12 @@
 //! The informers the controller-manager shares among its controllers, as
 //! kube-controller-manager's `SharedInformerFactory`.
 //!
-//! Three kinds are watched across all namespaces — pods, ReplicaSets and
-//! Deployments — each with one reflector and one cache, however many
-//! controllers read them. Every change is forwarded into one channel; a
+//! Four kinds are watched — pods, ReplicaSets and Deployments across all
+//! namespaces, and the Namespaces themselves — each with one reflector and
+//! one cache, however many controllers read them. Every change is forwarded into one channel; a
 //! dispatcher task hands it to each controller's [`EventHandler`], which
 //! does nothing but update expectations and enqueue keys. The channel also
-//! breaks a knot: a handler needs all three caches (a pod event is routed to
+//! breaks a knot: a handler needs several caches (a pod event is routed to
 //! its ReplicaSet through the ReplicaSet cache), but a cache exists only
 //! once its informer is spawned with its handler.
 
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use client::informer::{Cache, Change, Informer};
 use client::{Api, Client, ListParams};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +25,8 @@ pub struct Caches {
     pub pods: Cache<Pod>,
     pub replicasets: Cache<ReplicaSet>,
     pub deployments: Cache<Deployment>,
+    /// Keyed by name alone: namespaces are cluster-scoped.
+    pub namespaces: Cache<Namespace>,
 }
 
 /// One change from one of the shared informers.
@@ -33,6 +35,7 @@ pub enum Event {
     Pod(Change<Pod>),
     ReplicaSet(Change<ReplicaSet>),
     Deployment(Change<Deployment>),
+    Namespace(Change<Namespace>),
 }
 
 /// What a controller does when a shared informer sees a change. Handlers
@@ -41,9 +44,10 @@ pub trait EventHandler: Send + Sync {
     fn on_pod(&self, _change: &Change<Pod>) {}
     fn on_replicaset(&self, _change: &Change<ReplicaSet>) {}
     fn on_deployment(&self, _change: &Change<Deployment>) {}
+    fn on_namespace(&self, _change: &Change<Namespace>) {}
 }
 
-/// Starts the three shared reflectors (they run until `cancel`) and
+/// Starts the shared reflectors (they run until `cancel`) and
 /// returns their caches, a handle to wait for their first lists, and the
 /// dispatcher that delivers their changes.
 pub fn start(client: &Client, cancel: &CancellationToken) -> (Caches, SyncHandle, Dispatcher) {
@@ -61,8 +65,19 @@ pub fn start(client: &Client, cancel: &CancellationToken) -> (Caches, SyncHandle
         cancel.clone(),
         forward(&tx, Event::Deployment),
     );
-    let caches = Caches { pods: pods.cache.clone(), replicasets: replicasets.cache.clone(), deployments: deployments.cache.clone() };
-    (caches, SyncHandle { pods, replicasets, deployments }, Dispatcher { events })
+    let namespaces = Informer::spawn(
+        Api::<Namespace>::all(client.clone()),
+        ListParams::default(),
+        cancel.clone(),
+        forward(&tx, Event::Namespace),
+    );
+    let caches = Caches {
+        pods: pods.cache.clone(),
+        replicasets: replicasets.cache.clone(),
+        deployments: deployments.cache.clone(),
+        namespaces: namespaces.cache.clone(),
+    };
+    (caches, SyncHandle { pods, replicasets, deployments, namespaces }, Dispatcher { events })
 }
 
 /// An informer handler that forwards each change, wrapped, to the dispatcher.
@@ -79,6 +94,7 @@ pub struct SyncHandle {
     pods: Informer<Pod>,
     replicasets: Informer<ReplicaSet>,
     deployments: Informer<Deployment>,
+    namespaces: Informer<Namespace>,
 }
 
 impl SyncHandle {
@@ -89,6 +105,7 @@ impl SyncHandle {
         self.pods.wait_synced().await;
         self.replicasets.wait_synced().await;
         self.deployments.wait_synced().await;
+        self.namespaces.wait_synced().await;
     }
 }
 
@@ -106,6 +123,7 @@ impl Dispatcher {
                     Event::Pod(c) => h.on_pod(c),
                     Event::ReplicaSet(c) => h.on_replicaset(c),
                     Event::Deployment(c) => h.on_deployment(c),
+                    Event::Namespace(c) => h.on_namespace(c),
                 }
             }
         }

@@ -7,7 +7,7 @@
 //! some kinds, compares what is wished (`spec`) with what is (other
 //! objects, `status`), acts to close the gap, and reports what it sees in
 //! `status`. kube-controller-manager is one process running dozens of them;
-//! tinykube's runs three.
+//! tinykube's runs four.
 //!
 //! Every controller here has the same shape, kube-runtime's:
 //! informers keep local caches of the objects; event handlers turn changes
@@ -22,12 +22,18 @@
 //! The controllers build on each other: the Deployment controller only
 //! writes ReplicaSets, the ReplicaSet controller only writes pods, the
 //! scheduler binds those pods, and the agents run them. Deleting works the
-//! same way in reverse through the garbage collector and owner references.
+//! same way in reverse: the garbage collector follows owner references
+//! down from a deleted Deployment — at once in the background, or, when
+//! the delete asked for it with a finalizer, in the foreground (owner
+//! last) or by orphaning the dependents — and the namespace controller
+//! empties a namespace being deleted before letting it go. A controller
+//! whose object is being deleted stops creating children, so it never
+//! fights the collector.
 //!
-//! Where tinykube simplifies: three controllers (ReplicaSet, Deployment,
-//! garbage collector) rather than upstream's dozens; no leader election
-//! yet, so run one controller-manager per cluster; the garbage collector
-//! handles ReplicaSets and pods with background deletion only (see
+//! Where tinykube simplifies: four controllers (ReplicaSet, Deployment,
+//! garbage collector, namespace) rather than upstream's dozens; no leader
+//! election yet, so run one controller-manager per cluster; the garbage
+//! collector's graph covers Deployments, ReplicaSets and pods (see
 //! [`garbagecollector`]); scale-down does not rank pods by node
 //! co-location; deprecated rollback annotations are not supported (a
 //! rollback is simply a template change back to an old revision, as
@@ -36,8 +42,9 @@
 //! # Layout
 //! - [`runtime`]: [`Action`], the error policy and the worker loop every
 //!   controller runs.
-//! - [`informers`]: the pod, ReplicaSet and Deployment informers the
-//!   controllers share, and the dispatcher feeding their event handlers.
+//! - [`informers`]: the pod, ReplicaSet, Deployment and Namespace
+//!   informers the controllers share, and the dispatcher feeding their
+//!   event handlers.
 //! - [`expectations`]: creations and deletions in flight, so a controller
 //!   does not act twice before its cache catches up.
 //! - [`refmanager`]: controller references; adopting and releasing.
@@ -46,7 +53,12 @@
 //!   `replicaset::manage` and `replicaset::status`.
 //! - [`deployment`]: the Deployment controller; pure decisions in
 //!   `deployment::{hash, rolling, scaling, status, util}`.
-//! - [`garbagecollector`]: deletes dependents whose owners are all gone.
+//! - [`garbagecollector`]: cascading deletion along owner references:
+//!   background, foreground (`foregroundDeletion`) and orphan (`orphan`).
+//! - [`namespace`]: empties a terminating namespace, then removes its
+//!   `kubernetes` finalizer.
+//! - [`retry`]: read, edit and write back objects we do not own, retrying
+//!   on conflict.
 //! - [`Error`]: the one error type.
 
 pub mod deployment;
@@ -54,9 +66,11 @@ pub mod error;
 pub mod expectations;
 pub mod garbagecollector;
 pub mod informers;
+pub mod namespace;
 pub mod podutil;
 pub mod refmanager;
 pub mod replicaset;
+pub mod retry;
 pub mod runtime;
 
 use std::sync::Arc;
@@ -74,21 +88,23 @@ use runtime::Controller;
 const WORKERS: usize = 4;
 
 /// Runs the controller-manager: starts the shared informers, waits for
-/// their caches to fill, then runs the ReplicaSet, Deployment and garbage
-/// collector controllers until `cancel` fires. Returns once every worker
+/// their caches to fill, then runs the ReplicaSet, Deployment, garbage
+/// collector and namespace controllers until `cancel` fires. Returns once every worker
 /// has finished its current reconcile.
 pub async fn run(client: Client, cancel: CancellationToken) -> Result<(), Error> {
     let (caches, synced, dispatcher) = informers::start(&client, &cancel);
 
     let replicasets = replicaset::Context::new(client.clone(), caches.clone());
     let deployments = deployment::Context::new(client.clone(), caches.clone());
-    let gc = garbagecollector::Context::new(client.clone(), caches);
+    let gc = garbagecollector::Context::new(client.clone(), caches.clone());
+    let namespaces = namespace::Context::new(client.clone(), caches);
 
     // Handlers enqueue from the first event on; workers wait for the sync.
     let dispatch = tokio::spawn(dispatcher.run(vec![
         replicasets.clone() as Arc<dyn informers::EventHandler>,
         deployments.clone(),
         gc.clone(),
+        namespaces.clone(),
     ]));
     tokio::select! {
         _ = synced.wait_synced() => tracing::info!("controller-manager caches synced"),
@@ -110,6 +126,10 @@ pub async fn run(client: Client, cancel: CancellationToken) -> Result<(), Error>
     tasks.spawn(
         Controller { name: "garbagecollector", queue: gc.queue.clone(), ctx: gc, lookup: garbagecollector::Context::lookup }
             .run(WORKERS, garbagecollector::reconcile, garbagecollector::error_policy, cancel.clone()),
+    );
+    tasks.spawn(
+        Controller { name: "namespace", queue: namespaces.queue.clone(), ctx: namespaces, lookup: namespace::Context::lookup }
+            .run(WORKERS, namespace::reconcile, namespace::error_policy, cancel.clone()),
     );
     while tasks.join_next().await.is_some() {}
     // The informers stop on `cancel`, which closes the dispatcher's channel.

@@ -284,6 +284,7 @@ async fn manage_replicas(rs: &ReplicaSet, owned: &[Arc<Pod>], ctx: &Context) -> 
             let template = manage::pod_from_template(rs);
             let mut attempted = 0;
             let mut first_error = None;
+            let mut terminating = false;
             for batch in manage::slow_start_batches(n) {
                 attempted += batch;
                 let results = join_all((0..batch).map(|_| pods.create(&template))).await;
@@ -293,6 +294,13 @@ async fn manage_replicas(rs: &ReplicaSet, owned: &[Arc<Pod>], ctx: &Context) -> 
                             let msg = format!("Created pod: {}", pod.metadata.name.as_deref().unwrap_or_default());
                             ctx.recorder.record(rs, EventType::Normal, "SuccessfulCreate", &msg).await;
                         }
+                        Err(e) if crate::error::is_namespace_terminating(&e) => {
+                            // The namespace is being emptied: every create
+                            // fails and nothing is wrong (upstream stays
+                            // quiet too). The namespace controller deletes us.
+                            ctx.expectations.creation_observed(&key);
+                            terminating = true;
+                        }
                         Err(e) => {
                             // The informer will never see this pod.
                             ctx.expectations.creation_observed(&key);
@@ -301,7 +309,7 @@ async fn manage_replicas(rs: &ReplicaSet, owned: &[Arc<Pod>], ctx: &Context) -> 
                         }
                     }
                 }
-                if first_error.is_some() {
+                if first_error.is_some() || terminating {
                     break;
                 }
             }
