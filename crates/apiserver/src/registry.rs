@@ -509,6 +509,13 @@ impl Registry {
         let precondition_uid = options["preconditions"]["uid"].as_str().map(str::to_string);
         let precondition_rv = options["preconditions"]["resourceVersion"].as_str().map(str::to_string);
         let dry_run = options["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
+        // Upstream's NamespaceLifecycle admission keeps these three forever.
+        if info.resource == "namespaces" && matches!(name, "default" | "kube-system" | "kube-public") {
+            let mut e = ApiError::bad_request(format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"));
+            e.code = 403;
+            e.reason = "Forbidden".into();
+            return Err(e);
+        }
         let policy_finalizer = match (options["propagationPolicy"].as_str(), options["orphanDependents"].as_bool()) {
             (Some("Foreground"), _) => Some("foregroundDeletion"),
             (Some("Orphan"), _) | (None, Some(true)) => Some("orphan"),
