@@ -10,6 +10,13 @@
 //! processes a test's pods run (each test marks its containers' command
 //! lines with a unique token, so tests running side by side never count
 //! each other's processes).
+//!
+//! [`Kubectl`] drives the real `kubectl` against a [`Cluster`] with a
+//! discovery cache of its own, and [`Streaming`] reads a long-running
+//! command's output (`get -w`, `logs -f`) line by line with a deadline.
+//! A test that needs such an external client calls [`require_tool`]: it
+//! is skipped with a reason when the tool is missing, and fails when
+//! `TINYKUBE_E2E_REQUIRE=1` (as in CI).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -246,4 +253,198 @@ spec:
           value: "{greeting}"
 "#
     )
+}
+
+/// Whether a test whose external tool is missing must fail rather than
+/// skip: CI sets `TINYKUBE_E2E_REQUIRE=1` so a missing tool never passes
+/// silently there.
+pub fn e2e_required() -> bool {
+    std::env::var("TINYKUBE_E2E_REQUIRE").is_ok_and(|v| v == "1")
+}
+
+/// Decides whether a test that needs `tool` runs: `true` when the tool is
+/// present; otherwise panics under `TINYKUBE_E2E_REQUIRE=1`, or prints why
+/// the test is skipped and returns `false`.
+pub fn require_tool(tool: &str, present: bool, install_hint: &str) -> bool {
+    if present {
+        return true;
+    }
+    assert!(!e2e_required(), "{tool} is required (TINYKUBE_E2E_REQUIRE=1) but missing: {install_hint}");
+    eprintln!("skipped: {tool} is not available ({install_hint}); set TINYKUBE_E2E_REQUIRE=1 to make this a failure");
+    false
+}
+
+/// Runs `cmd` to completion with piped output, killing it after `timeout`
+/// so that a hung client fails the test instead of hanging it.
+pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<Output> {
+    let what = format!("{cmd:?}");
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(|| format!("starting {what}"))?;
+    // Drain both pipes on their own threads so a chatty child never blocks
+    // on a full pipe while this thread waits for it to exit.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{what} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    Ok(Output { status, stdout, stderr })
+}
+
+/// The real `kubectl` pointed at a [`Cluster`], with a discovery cache of
+/// its own: kubectl caches discovery and OpenAPI for hours, so a shared
+/// cache would let one server's answers leak into another test.
+pub struct Kubectl {
+    kubeconfig: PathBuf,
+    cache_dir: tempfile::TempDir,
+    /// How long one non-streaming command may take.
+    pub timeout: Duration,
+}
+
+impl Kubectl {
+    /// Whether a `kubectl` binary is on the PATH.
+    pub fn available() -> bool {
+        Command::new("kubectl").args(["version", "--client"]).output().is_ok_and(|o| o.status.success())
+    }
+
+    pub fn new(cluster: &Cluster) -> Result<Self> {
+        let cache_dir = tempfile::Builder::new().prefix("tinykube-kubecache").tempdir()?;
+        Ok(Kubectl { kubeconfig: cluster.kubeconfig(), cache_dir, timeout: Duration::from_secs(45) })
+    }
+
+    /// A `kubectl` command with this cluster's kubeconfig and cache; no
+    /// other flag is added, so kubectl behaves as it does for a user.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.args(args).env("KUBECONFIG", &self.kubeconfig).env("KUBECACHEDIR", self.cache_dir.path());
+        cmd
+    }
+
+    /// Runs a command to completion (bounded by `self.timeout`).
+    pub fn run(&self, args: &[&str]) -> Result<Output> {
+        run_with_timeout(self.command(args), self.timeout)
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.run(args)?;
+        if !out.status.success() {
+            bail!(
+                "kubectl {} failed ({}):\n{}{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs a command that must fail; returns its exit code, stdout and stderr.
+    pub fn fails(&self, args: &[&str]) -> Result<(i32, String, String)> {
+        let out = self.run(args)?;
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+        if out.status.success() {
+            bail!("kubectl {} succeeded but should have failed:\n{stdout}{stderr}", args.join(" "));
+        }
+        Ok((out.status.code().unwrap_or(-1), stdout, stderr))
+    }
+
+    /// `get ... -o json`, parsed.
+    pub fn get_json(&self, args: &[&str]) -> Result<serde_json::Value> {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        Ok(serde_json::from_str(&self.ok(&all)?)?)
+    }
+
+    /// Starts a long-running command (`get -w`, `logs -f`) whose stdout
+    /// lines the test reads as they arrive.
+    pub fn spawn(&self, args: &[&str]) -> Result<Streaming> {
+        Streaming::spawn(self.command(args))
+    }
+}
+
+/// A running child process whose stdout is read line by line on a thread,
+/// so a test can wait, with a deadline, for a line to appear. The child is
+/// killed when this is dropped.
+pub struct Streaming {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Streaming {
+    pub fn spawn(mut cmd: Command) -> Result<Self> {
+        use std::io::BufRead;
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("starting a streaming command")?;
+        let stdout = child.stdout.take().context("child stdout")?;
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Streaming { child, lines, seen: Vec::new() })
+    }
+
+    /// Reads lines until one satisfies `pred` and returns it; fails after
+    /// `timeout`, or when the stream ends first, showing what was seen.
+    pub fn wait_line(&mut self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return Ok(line);
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    bail!("timed out after {timeout:?} waiting for {what}; lines so far:\n{}", self.seen.join("\n"))
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    bail!("the stream ended ({:?}) before {what}; lines:\n{}", self.child.try_wait(), self.seen.join("\n"))
+                }
+            }
+        }
+    }
+
+    /// Every line read so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    /// Whether the child is still running (a follow stream must not end by itself).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

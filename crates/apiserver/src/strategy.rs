@@ -21,7 +21,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, Endpoints, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Secret, Service,
+    ConfigMap, Container, Endpoints, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, Secret, Service,
     ServiceAccount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -271,24 +271,46 @@ fn default_pod_spec(spec: &mut PodSpec) {
     spec.scheduler_name.get_or_insert_with(|| "default-scheduler".into());
     spec.service_account_name.get_or_insert_with(|| "default".into());
     spec.security_context.get_or_insert_with(Default::default);
-    for c in &mut spec.containers {
-        let latest = c.image.as_deref().is_some_and(|i| !i.contains(':') || i.ends_with(":latest"));
-        c.image_pull_policy.get_or_insert_with(|| if latest { "Always".into() } else { "IfNotPresent".into() });
-        c.termination_message_path.get_or_insert_with(|| "/dev/termination-log".into());
-        c.termination_message_policy.get_or_insert_with(|| "File".into());
-        // Requests default to limits, as upstream's defaulting does, so the
-        // scheduler sees what a container asked for either way.
-        if let Some(res) = c.resources.as_mut() {
-            if let Some(limits) = res.limits.clone() {
-                let requests = res.requests.get_or_insert_with(Default::default);
-                for (k, v) in limits {
-                    requests.entry(k).or_insert(v);
-                }
-            }
+    for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+        default_container(c);
+    }
+}
+
+fn default_container(c: &mut Container) {
+    let latest = c.image.as_deref().is_some_and(|i| !i.contains(':') || i.ends_with(":latest"));
+    c.image_pull_policy.get_or_insert_with(|| if latest { "Always".into() } else { "IfNotPresent".into() });
+    c.termination_message_path.get_or_insert_with(|| "/dev/termination-log".into());
+    c.termination_message_policy.get_or_insert_with(|| "File".into());
+    // Upstream's `resources` is a plain struct, so every stored container
+    // has one, if empty. Storing it the same way keeps templates that
+    // differ only by `resources: {}` equal — which is how `rollout undo`
+    // finds the old ReplicaSet again.
+    let res = c.resources.get_or_insert_with(Default::default);
+    // Requests default to limits, so the scheduler sees what a container
+    // asked for either way.
+    if let Some(limits) = res.limits.clone() {
+        let requests = res.requests.get_or_insert_with(Default::default);
+        for (k, v) in limits {
+            requests.entry(k).or_insert(v);
         }
-        for p in c.ports.iter_mut().flatten() {
-            p.protocol.get_or_insert_with(|| "TCP".into());
-        }
+    }
+    for p in c.ports.iter_mut().flatten() {
+        p.protocol.get_or_insert_with(|| "TCP".into());
+    }
+    for probe in [&mut c.liveness_probe, &mut c.readiness_probe, &mut c.startup_probe].into_iter().flatten() {
+        default_probe(probe);
+    }
+}
+
+/// Upstream's probe defaults (`SetDefaults_Probe`, `SetDefaults_HTTPGetAction`).
+fn default_probe(p: &mut Probe) {
+    p.timeout_seconds.get_or_insert(1);
+    p.period_seconds.get_or_insert(10);
+    p.success_threshold.get_or_insert(1);
+    p.failure_threshold.get_or_insert(3);
+    if let Some(get) = p.http_get.as_mut() {
+        get.path.get_or_insert_with(|| "/".into());
+        get.scheme.get_or_insert_with(|| "HTTP".into());
     }
 }
 
@@ -436,7 +458,20 @@ impl Strategy for Node {
 }
 
 impl Strategy for Event {}
-impl Strategy for Service {}
+impl Strategy for Service {
+    /// Upstream's Service defaults: ClusterIP, no session affinity, TCP,
+    /// and a target port equal to the port.
+    fn default(&mut self) {
+        let spec = self.spec.get_or_insert_with(Default::default);
+        spec.type_.get_or_insert_with(|| "ClusterIP".into());
+        spec.session_affinity.get_or_insert_with(|| "None".into());
+        spec.internal_traffic_policy.get_or_insert_with(|| "Cluster".into());
+        for p in spec.ports.iter_mut().flatten() {
+            p.protocol.get_or_insert_with(|| "TCP".into());
+            p.target_port.get_or_insert(IntOrString::Int(p.port));
+        }
+    }
+}
 impl Strategy for Endpoints {}
 impl Strategy for ConfigMap {}
 impl Strategy for Secret {}

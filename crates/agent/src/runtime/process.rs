@@ -324,8 +324,9 @@ impl ProcessRuntime {
             argv: config.argv.clone(),
             env: container_env(&config.pod, &config.env),
         };
-        let mut cmd = tokio::process::Command::new(&self.shim);
-        cmd.args(["shim", "--", "--id", id])
+        let mut cmd = tokio::process::Command::new(shim_program(&self.shim));
+        cmd.arg0(&self.shim)
+            .args(["shim", "--", "--id", id])
             .env_clear()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -936,5 +937,21 @@ mod tests {
         assert!(rt.list_containers().await.is_empty());
         assert!(files_in(&state).is_empty(), "stale records are removed");
         assert!(sys::proc_stat(me).is_some_and(|s| s.is_alive()), "and nobody was signalled");
+    }
+}
+
+/// The program to exec as the shim. When the shim is this very binary,
+/// exec it through `/proc/self/exe`, which names the running executable
+/// even after its file was replaced: an upgrade of `tinykube` on disk must
+/// not hand new containers to a shim of another version.
+fn shim_program(shim: &Path) -> PathBuf {
+    // Once the file is replaced, the kernel reports the running one as
+    // "<path> (deleted)".
+    let running = std::env::current_exe().ok().map(|p| p.to_string_lossy().trim_end_matches(" (deleted)").to_string());
+    let self_exe = Path::new("/proc/self/exe");
+    if running.as_deref() == Some(&*shim.to_string_lossy()) && self_exe.exists() {
+        self_exe.to_path_buf()
+    } else {
+        shim.to_path_buf()
     }
 }
