@@ -58,13 +58,25 @@ pub struct Cluster {
     pub port: u16,
     pub node_name: String,
     server: Option<Child>,
+    extra_args: Vec<String>,
 }
 
 impl Cluster {
     /// Starts a server and waits until its node is Ready.
     pub fn start() -> Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `tinykube server` flags.
+    pub fn start_with(extra_args: &[&str]) -> Result<Self> {
         let data_dir = tempfile::Builder::new().prefix("tinykube-e2e").tempdir()?;
-        let mut c = Cluster { data_dir, port: free_port(), node_name: "e2e-node".into(), server: None };
+        let mut c = Cluster {
+            data_dir,
+            port: free_port(),
+            node_name: "e2e-node".into(),
+            server: None,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+        };
         c.spawn_server()?;
         Ok(c)
     }
@@ -81,6 +93,7 @@ impl Cluster {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.path().join("server.log"))?;
         let child = Command::new(tinykube_bin())
             .args(["server", "--listen", &format!("127.0.0.1:{}", self.port), "--node-name", &self.node_name, "--backoff-base-ms", "500"])
+            .args(&self.extra_args)
             .arg("--data-dir")
             .arg(self.data_dir.path())
             .env("RUST_LOG", "info")
@@ -89,6 +102,12 @@ impl Cluster {
             .spawn()
             .context("starting tinykube server")?;
         self.server = Some(child);
+        if self.extra_args.iter().any(|a| a == "--no-agent") {
+            // No node will come: wait for the api-server alone.
+            return self.wait_for("the api-server", Duration::from_secs(20), || {
+                self.cli(&["get", "namespaces", "-o", "name"]).ok().filter(|o| o.status.success()).map(|_| ())
+            });
+        }
         self.wait_for("node Ready", Duration::from_secs(20), || {
             let out = self.cli(&["get", "nodes", "-o", "json"]).ok()?;
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;

@@ -93,6 +93,7 @@ impl Resources for ResourcesService {
             resource_version: req.resource_version,
             bookmark_interval: (req.bookmark_interval_seconds > 0)
                 .then(|| Duration::from_secs(req.bookmark_interval_seconds.into())),
+            initial_events_end: false,
         };
         let rx = watch::watch(&self.registry, info, params).await.map_err(grpc)?;
         let stream = ReceiverStream::new(rx).map(|ev| Ok(proto::WatchEvent { json: serde_json::to_vec(&ev).unwrap_or_default() }));

@@ -24,11 +24,13 @@
 //! - [`discovery`]: `/api`, `/apis` and the resource lists clients discover.
 //! - [`openapi`]: the OpenAPI v3 documents, schemas traced from the types.
 //! - [`fieldvalidation`]: unknown and duplicate fields for `fieldValidation`.
+//! - [`protobuf`]: request bodies in Kubernetes' protobuf encoding, as JSON.
 //! - [`grpc`]: the `Resources` gRPC service components use.
 //! - [`http`]: response bodies and JSON/Status responses for REST.
 //! - [`proxy`]: reaching a pod's node agent for logs.
 //! - [`exec`]: `kubectl exec`, a client's WebSocket bridged to the agent.
 //! - [`table`]: the columns `get` prints for each kind.
+//! - [`metrics`]: `/metrics` in Prometheus' format, and the timed store.
 //! - [`ApiServer`]: serving it all on one listener, plus the compactor.
 
 pub mod discovery;
@@ -36,8 +38,10 @@ pub mod exec;
 pub mod fieldvalidation;
 pub mod grpc;
 pub mod http;
+pub mod metrics;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod proxy;
 pub mod registry;
 pub mod rest;
@@ -74,18 +78,30 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct ApiServer {
     registry: Registry,
+    compaction_interval: Duration,
 }
 
 impl ApiServer {
     /// Creates the api-server and the namespaces every cluster has.
+    ///
+    /// Every store call the registry makes is timed into
+    /// `etcd_request_duration_seconds` by wrapping `kv` in a
+    /// [`metrics::MeteredKv`].
     pub async fn new(kv: Arc<dyn Kv>) -> Result<Self, Error> {
-        let registry = Registry::new(kv);
+        let registry = Registry::new(Arc::new(metrics::MeteredKv::new(kv)));
         registry.bootstrap().await.map_err(Error::Bootstrap)?;
-        Ok(ApiServer { registry })
+        Ok(ApiServer { registry, compaction_interval: COMPACTION_INTERVAL })
     }
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Compacts history this often instead of [`COMPACTION_INTERVAL`]
+    /// (kube-apiserver's `--etcd-compaction-interval`).
+    pub fn with_compaction_interval(mut self, interval: Duration) -> Self {
+        self.compaction_interval = interval;
+        self
     }
 
     /// Serves gRPC and Kubernetes REST on `listener` until `cancel`, and
@@ -97,7 +113,7 @@ impl ApiServer {
     /// and HTTP/2 are both accepted on plain TCP (kubectl speaks HTTP/1.1
     /// without TLS; gRPC speaks HTTP/2 with prior knowledge).
     pub async fn serve(self, listener: TcpListener, cancel: CancellationToken) -> Result<(), Error> {
-        let compactor = tokio::spawn(compact_periodically(self.registry.clone(), cancel.clone()));
+        let compactor = tokio::spawn(compact_periodically(self.registry.clone(), self.compaction_interval, cancel.clone()));
         let server_address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let grpc = tonic::service::Routes::new(
             api::proto::resources_server::ResourcesServer::new(grpc::ResourcesService::new(self.registry.clone()))
@@ -159,9 +175,9 @@ impl ApiServer {
 
 /// Compacts the store to the revision seen one interval ago, so watchers
 /// that keep up never lose history, as kube-apiserver's compactor does.
-async fn compact_periodically(registry: Registry, cancel: CancellationToken) {
+async fn compact_periodically(registry: Registry, interval: Duration, cancel: CancellationToken) {
     let mut previous: Option<i64> = None;
-    let mut tick = tokio::time::interval(COMPACTION_INTERVAL);
+    let mut tick = tokio::time::interval(interval);
     tick.tick().await;
     loop {
         tokio::select! {

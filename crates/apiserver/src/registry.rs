@@ -461,7 +461,9 @@ impl Registry {
                 check_finalizers(info, &old, &new)?;
             }
             let (mut new, warnings) = strategy::normalize(info, new, Some(&old), op, opts.validation)?;
-            if spec_of(&new) != spec_of(&old) {
+            // Only kinds with a spec have generations (a ConfigMap's data
+            // changing is not a new generation).
+            if new.get("spec").is_some() && spec_of(&new) != spec_of(&old) {
                 let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
                 new["metadata"]["generation"] = json!(g);
             }

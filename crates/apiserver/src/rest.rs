@@ -34,7 +34,7 @@ use serde_json::{json, Value};
 use crate::http::{self as h, Body};
 use crate::registry::{FieldValidation, Filter, Registry, WriteOptions};
 use crate::strategy::Op;
-use crate::{discovery, table, watch};
+use crate::{discovery, metrics, table, watch};
 
 /// The largest request body accepted, as kube-apiserver's 3 MiB limit.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -99,6 +99,8 @@ impl Query {
 enum Target {
     Version,
     Health,
+    /// `/metrics`, for Prometheus.
+    Metrics,
     Api,
     Apis,
     ApiGroup(String),
@@ -125,6 +127,7 @@ fn parse_target(path: &str) -> Result<Target, ApiError> {
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Ok(Target::Version),
         ["healthz" | "livez" | "readyz"] => return Ok(Target::Health),
+        ["metrics"] => return Ok(Target::Metrics),
         ["api"] => return Ok(Target::Api),
         ["apis"] => return Ok(Target::Apis),
         ["apis", g] => return Ok(Target::ApiGroup(g.to_string())),
@@ -166,17 +169,39 @@ fn parse_target(path: &str) -> Result<Target, ApiError> {
     Ok(Target::Resource { info, namespace, name, sub })
 }
 
-/// Serves one REST request.
+/// Serves one REST request, counting it in `/metrics`.
 pub async fn handle(rest: Arc<Rest>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let labels = metric_labels(&req, &path);
     let resp = match route(&rest, req).await {
         Ok(r) => r,
         Err(e) => h::error(&e),
     };
-    tracing::debug!(%method, path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    let status = resp.status().as_u16();
+    metrics::global().observe_request(labels, status, started.elapsed());
+    tracing::debug!(%method, path, status, elapsed_us = started.elapsed().as_micros() as u64, "request");
     resp
+}
+
+/// The request in upstream's metric labels (verb, resource, scope...).
+fn metric_labels<B>(req: &Request<B>, path: &str) -> metrics::RequestInfo {
+    match parse_target(path) {
+        Ok(Target::Resource { info, namespace, name, sub }) => {
+            let query = Query::parse(req.uri().query());
+            let apply = content_type(req).is_some_and(|c| c.starts_with("application/apply-patch"));
+            metrics::RequestInfo::resource(
+                req.method(), info, &namespace, name.is_some(), sub.as_deref(),
+                query.flag("watch"), apply, query.get("dryRun").is_some(),
+            )
+        }
+        Ok(Target::Bindings(ns)) => metrics::RequestInfo::resource(
+            req.method(), api::resources::by_resource("", "pods").expect("pods are in the table"), &ns, true, Some("binding"),
+            false, false, false,
+        ),
+        _ => metrics::RequestInfo::non_resource(req.method()),
+    }
 }
 
 async fn route(rest: &Arc<Rest>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
@@ -190,6 +215,10 @@ async fn route(rest: &Arc<Rest>, req: Request<Incoming>) -> Result<Response<Body
         Target::Health => Ok(Response::builder()
             .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
             .body(h::full("ok"))
+            .expect("static response")),
+        Target::Metrics => Ok(Response::builder()
+            .header(header::CONTENT_TYPE, metrics::CONTENT_TYPE)
+            .body(h::full(metrics::global().render()))
             .expect("static response")),
         Target::Api => ok(discovery::api_versions(&rest.server_address)),
         Target::Apis => ok(discovery::api_group_list()),
@@ -233,19 +262,23 @@ fn success_status() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
 }
 
-/// Reads a request body (JSON, or YAML when so labelled), within the size
-/// limit. A missing Content-Type is JSON: the Python client sends none.
+/// Reads a request body (JSON, YAML or protobuf, as labelled), within the
+/// size limit. A missing Content-Type is JSON: the Python client sends
+/// none.
 async fn read_body(req: Request<Incoming>) -> Result<Value, ApiError> {
     let ct = content_type(&req).unwrap_or_default();
     let media = ct.split(';').next().unwrap_or_default().trim().to_string();
     let yaml = match media.as_str() {
         "" | "application/json" | "*/*" => false,
         "application/yaml" | "application/x-yaml" | "text/yaml" => true,
-        // Protobuf (and CBOR) bodies are refused with 415, upon which
-        // client-go retries the request as JSON.
+        // client-go's typed clientsets (kubectl create, expose) send
+        // protobuf: decoded into the JSON the same object would be.
+        crate::protobuf::MEDIA_TYPE => return Ok(crate::protobuf::decode(&read_bytes(req).await?)?),
+        // Anything else (CBOR) is refused with 415.
         other => {
             let mut e = ApiError::bad_request(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other})"
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, {} (got {other})",
+                crate::protobuf::MEDIA_TYPE
             ));
             e.code = 415;
             e.reason = "UnsupportedMediaType".into();
@@ -570,15 +603,20 @@ async fn watch_response(rest: &Arc<Rest>, info: &'static ResourceInfo, ns: &str,
         filter,
         resource_version: rv.clone(),
         bookmark_interval: query.flag("allowWatchBookmarks").then_some(BOOKMARK_INTERVAL),
+        initial_events_end: send_initial && query.flag("allowWatchBookmarks"),
     };
     // With resourceVersion "0" (or unset) kubectl expects the current state
     // first, as synthetic ADDED events; `watch::watch` does that.
     let rx = watch::watch(&rest.registry, info, params).await?;
+    // Counted in `apiserver_longrunning_requests` until the stream is
+    // dropped: when the client goes away or the watch times out.
+    let open = metrics::global().long_running(metrics::RequestInfo::resource(&Method::GET, info, ns, false, None, true, false, false));
     let timeout = query.int("timeoutSeconds")?.map(|s| Duration::from_secs(s.max(0) as u64));
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let events = tokio_stream::wrappers::ReceiverStream::new(rx);
     let stream = events
         .map(move |mut ev| {
+            let _open = &open;
             if table && ev["type"] != "BOOKMARK" && ev["type"] != "ERROR" {
                 let rv = ev["object"]["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
                 ev["object"] = to_table(info, std::slice::from_ref(&ev["object"]), &rv, "");

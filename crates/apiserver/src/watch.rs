@@ -33,6 +33,10 @@ pub struct WatchParams {
     pub resource_version: String,
     /// Send a BOOKMARK this often while nothing else happens.
     pub bookmark_interval: Option<Duration>,
+    /// After the initial ADDED events, send a BOOKMARK annotated
+    /// `k8s.io/initial-events-end: "true"` (a `sendInitialEvents` watch,
+    /// the "watch list" informers use instead of list + watch).
+    pub initial_events_end: bool,
 }
 
 /// A running watch: `{"type": ..., "object": ...}` values, until the
@@ -78,6 +82,14 @@ pub async fn watch(registry: &Registry, info: &'static ResourceInfo, params: Wat
     tokio::spawn(async move {
         for obj in initial {
             if tx.send(event("ADDED", obj)).await.is_err() {
+                return;
+            }
+        }
+        if params.initial_events_end {
+            let mark = json!({"kind": info.kind, "apiVersion": info.api_version(),
+                "metadata": {"resourceVersion": (start - 1).to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"}}});
+            if tx.send(event("BOOKMARK", mark)).await.is_err() {
                 return;
             }
         }

@@ -43,6 +43,11 @@ pub struct ServerArgs {
     /// The local node's name (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
+    /// Seconds between compactions of the store's history (watches from an
+    /// older resourceVersion then get 410 Expired), as kube-apiserver's
+    /// `--etcd-compaction-interval`.
+    #[arg(long, default_value_t = 300)]
+    pub compaction_interval: u64,
     /// First restart back-off of a crashed container, in milliseconds
     /// (Kubernetes uses 10 s doubling to 5 min; tests shorten it).
     #[arg(long, default_value_t = 10_000, hide = true)]
@@ -77,7 +82,9 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         .with_context(|| format!("binding {} (is another server running?)", args.listen))?;
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
-    let apiserver = apiserver::ApiServer::new(Arc::new(store.clone())).await?;
+    let apiserver = apiserver::ApiServer::new(Arc::new(store.clone()))
+        .await?
+        .with_compaction_interval(Duration::from_secs(args.compaction_interval.max(1)));
 
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
