@@ -1,13 +1,14 @@
 //! Request bodies in Kubernetes' protobuf encoding.
 //!
-//! kube-apiserver speaks three encodings: JSON, YAML and protobuf
+//! kube-apiserver reads three encodings: JSON, YAML and protobuf
 //! (`application/vnd.kubernetes.protobuf`). Protobuf is the one Go clients
-//! prefer: client-go's typed clientsets send it by default since 1.30, so
-//! `kubectl create deployment`, `create service`, `create configmap`,
-//! `create secret`, `create namespace`, `create job` and `expose` all POST
-//! protobuf, and client-go does not retry as JSON when a server refuses it.
-//! Answers may still be JSON — those clients accept both — so tinykube
-//! only ever has to *read* protobuf.
+//! prefer: kubectl 1.32 builds the objects of `create deployment`,
+//! `create service`, `create configmap`, `create secret`, `create
+//! namespace`, `create job` and `create serviceaccount` itself and POSTs
+//! them through client-go's typed clientset as protobuf, and client-go
+//! does not retry as JSON when a server refuses it. (`apply`, `run` and
+//! `expose` send JSON.) Answers may still be JSON — those clients accept
+//! both — so tinykube only ever has to *read* protobuf.
 //!
 //! # The wire format
 //! A body is the four bytes `k8s\0` followed by a `runtime.Unknown`
@@ -46,14 +47,15 @@
 //!   string, and `FieldsV1 {Raw}` the JSON it holds;
 //! - `bytes` are base64, proto maps are objects.
 //!
-//! The schema lives in [`schema`]: one table per message, written from
+//! The schema lives in `protobuf/schema.rs`: one table per message, written from
 //! the Kubernetes 1.32 `generated.proto` and `types.go` files, covering
 //! every message the kinds tinykube serves reach (216 messages).
 //!
 //! Why tables and not a protobuf library: the `k8s-pb` crate has prost
 //! structs for every Kubernetes type, but no serde, so each of them would
 //! need a hand-written conversion to JSON — more code than the schema —
-//! and it costs about a minute of compile time on a two-core machine.
+//! and it alone takes a minute to compile on a two-core machine (the
+//! tables take a fifth of a second).
 //! `prost-reflect` would decode dynamically from a descriptor, but the
 //! descriptor has to be built from `.proto` files we would have to
 //! write anyway, its JSON mapping is proto3's (int64 as strings, no
@@ -73,10 +75,11 @@
 //! a newer client's unset fields arrive (gogo-protobuf writes them all),
 //! and JSON would not have carried them at all.
 //!
-//! Where tinykube simplifies: only request bodies are decoded; responses
-//! stay JSON. Upstream's protobuf decoder ignores unknown fields and
-//! cannot validate strictly; tinykube reports them. Proto2 groups, which
-//! Kubernetes never uses, are refused.
+//! Where tinykube simplifies: only request bodies are decoded (and only
+//! of the kinds tinykube serves, plus `Binding` and `Scale`); responses
+//! stay JSON. Upstream's gogo-protobuf decoder skips unknown fields
+//! without a word; tinykube reports them. Proto2 groups, which Kubernetes
+//! never uses, are refused.
 
 mod schema;
 

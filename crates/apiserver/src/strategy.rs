@@ -474,7 +474,12 @@ impl Strategy for Service {
 }
 impl Strategy for Endpoints {}
 impl Strategy for ConfigMap {}
-impl Strategy for Secret {}
+impl Strategy for Secret {
+    /// Upstream's Secret default: `type: Opaque`.
+    fn default(&mut self) {
+        self.type_.get_or_insert_with(|| "Opaque".into());
+    }
+}
 impl Strategy for ServiceAccount {}
 impl Strategy for DaemonSet {}
 impl Strategy for StatefulSet {}

@@ -29,7 +29,7 @@
 //! and `FieldsV1`.
 //!
 //! Upstream adds fields with every release; adding one here is one entry,
-//! and [`super::tests`] checks every table for duplicate numbers and names.
+//! and the tests check every table against the `k8s-openapi` types.
 
 /// A protobuf message and how its JSON looks.
 #[derive(Debug)]
