@@ -443,30 +443,23 @@ async fn resource(
     }
 }
 
+/// A body's `kind` and `apiVersion`, when given, must be the path's.
 fn check_kind(info: &ResourceInfo, body: &Value) -> Result<(), ApiError> {
     let kind = body["kind"].as_str().unwrap_or_default();
     let api_version = body["apiVersion"].as_str().unwrap_or_default();
-    if (!kind.is_empty() && kind != info.kind) || (!api_version.is_empty() && api_version != info.api_version()) {
+    if !kind.is_empty() && kind != info.kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            info.kind
+        )));
+    }
+    if !api_version.is_empty() && api_version != info.api_version() {
         return Err(ApiError::bad_request(format!(
             "the API version in the data ({api_version}) does not match the expected API version ({})",
             info.api_version()
-        ))
-        .with_kind_mismatch(kind, info.kind));
+        )));
     }
     Ok(())
-}
-
-trait KindMismatch {
-    fn with_kind_mismatch(self, got: &str, want: &str) -> Self;
-}
-
-impl KindMismatch for ApiError {
-    fn with_kind_mismatch(mut self, got: &str, want: &str) -> Self {
-        if !got.is_empty() && got != want {
-            self.message = format!("the kind in the data ({got}) does not match the expected kind ({want})");
-        }
-        self
-    }
 }
 
 fn check_name(body: &Value, name: &str) -> Result<(), ApiError> {
