@@ -113,18 +113,8 @@ where
 {
     let start = &prepared.start;
     let piped = |wanted: bool| if wanted { Stdio::piped() } else { Stdio::null() };
-    let mut cmd = tokio::process::Command::new(&start.command[0]);
-    cmd.args(&start.command[1..])
-        .env_clear()
-        .envs(prepared.env.iter().map(|(k, v)| (k, v)))
-        .stdin(piped(start.stdin))
-        .stdout(piped(start.stdout || start.tty))
-        .stderr(piped(start.stderr || start.tty))
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some(dir) = &prepared.working_dir {
-        cmd.current_dir(dir);
-    }
+    let mut cmd = command(&start.command, &prepared.env, prepared.working_dir.as_deref());
+    cmd.stdin(piped(start.stdin)).stdout(piped(start.stdout || start.tty)).stderr(piped(start.stderr || start.tty));
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -188,6 +178,104 @@ where
         Err(e) => ExecExit { code: -1, error: format!("cannot wait for the command: {e}") },
     };
     let _ = tx.send(Ok(ExecOutput { output: Some(Output::Exit(exit)) })).await;
+}
+
+/// A command set up to run "in the container": only the container's
+/// environment, its working directory, and a process group of its own so
+/// that it and whatever it starts can be killed together. `argv` must not
+/// be empty.
+fn command(argv: &[String], env: &[(String, String)], working_dir: Option<&str>) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..]).env_clear().envs(env.iter().map(|(k, v)| (k, v))).process_group(0).kill_on_drop(true);
+    if let Some(dir) = working_dir {
+        cmd.current_dir(dir);
+    }
+    cmd
+}
+
+/// How an [`exec_sync`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ExecSync {
+    /// The command ran to its end: its exit code (128 + N when killed by
+    /// signal N) and its stdout followed by its stderr.
+    Exited { code: i32, output: Vec<u8> },
+    /// It outlived its timeout and was killed with its process group.
+    TimedOut,
+    /// It could not be started; the text is runc's.
+    NotStarted(String),
+}
+
+/// Runs a command in a container's context to its end and collects its
+/// output, as CRI's `ExecSync` does for the kubelet's exec probes: no
+/// stdin, at most `limit` bytes of output kept, killed after `timeout`.
+/// `env` is the container's full environment (see
+/// [`container_env`](crate::runtime::process::container_env)).
+pub(crate) async fn exec_sync(
+    argv: &[String],
+    env: &[(String, String)],
+    working_dir: Option<&str>,
+    timeout: Duration,
+    limit: usize,
+) -> ExecSync {
+    if argv.is_empty() {
+        return ExecSync::NotStarted("exec: no command".into());
+    }
+    let mut cmd = command(argv, env, working_dir);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => return ExecSync::NotStarted(start_error(&argv[0], &e)),
+    };
+    let pid = child.id();
+    let readers: Vec<_> = [child.stdout.take().map(|p| Box::new(p) as Box<dyn AsyncRead + Send + Unpin>), child.stderr.take().map(|p| Box::new(p) as _)]
+        .into_iter()
+        .flatten()
+        .map(|pipe| tokio::spawn(read_capped(pipe, limit)))
+        .collect();
+    let status = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => return ExecSync::NotStarted(format!("cannot wait for the command: {e}")),
+        Err(_) => {
+            if let Some(pid) = pid {
+                let _ = sys::kill_process_group(pid, libc::SIGKILL);
+            }
+            let _ = child.wait().await;
+            for reader in readers {
+                reader.abort();
+            }
+            return ExecSync::TimedOut;
+        }
+    };
+    let mut output = Vec::new();
+    for reader in readers {
+        let abort = reader.abort_handle();
+        // Something the command started in the background may hold the
+        // pipe open; what arrived by then is what there is.
+        match tokio::time::timeout(DRAIN_WAIT, reader).await {
+            Ok(Ok(bytes)) => output.extend(bytes),
+            _ => abort.abort(),
+        }
+    }
+    output.truncate(limit);
+    use std::os::unix::process::ExitStatusExt;
+    let code = status.code().or_else(|| status.signal().map(|sig| 128 + sig)).unwrap_or(-1);
+    ExecSync::Exited { code, output }
+}
+
+/// Reads a pipe to its end, keeping the first `limit` bytes: the rest is
+/// drained so the writer never blocks on a full pipe.
+async fn read_capped(mut pipe: impl AsyncRead + Unpin, limit: usize) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = vec![0u8; 8 * 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return kept,
+            Ok(n) => {
+                let room = limit.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
 }
 
 /// Copies one of the command's output pipes into the reply stream.

@@ -16,8 +16,8 @@
 //! This crate is that agent, shaped like the kubelet so that the names can
 //! be looked up upstream: node registration and status, the node Lease, a
 //! sync loop feeding per-pod workers, a CRI-shaped runtime interface,
-//! restart policies with crash-loop back-off, and the logs and exec
-//! endpoints.
+//! restart policies with crash-loop back-off, liveness, readiness and
+//! startup probes, and the logs and exec endpoints.
 //!
 //! Between the agent and each container sits a *shim*, as containerd puts
 //! `containerd-shim` between itself and runc: a small process (`tinykube
@@ -32,8 +32,10 @@
 //!   process group; the image is recorded, never pulled, and pods share the
 //!   host's network (so a pod's IP is the node's). Docker and a `hollow`
 //!   (simulated) runtime are planned behind the same [`runtime::Runtime`] trait.
-//! - No probes yet: a container is ready as soon as it runs. No init
-//!   containers, volumes or resource limits.
+//! - Probes run from the agent's host: `exec` probes as `kubectl exec`
+//!   does here, `httpGet` (plain HTTP only) and `tcpSocket` against the
+//!   node's address; `grpc` and HTTPS probes are reported as unsupported
+//!   (see [`prober`]). No init containers, volumes or resource limits.
 //! - Exec runs the command on the host with the container's environment and
 //!   working directory, and allocates no terminal (see [`exec`]).
 //! - Writing only the agent's own Node, own Lease and the status of its own
@@ -49,9 +51,12 @@
 //! - [`lease`]: the `kube-node-lease` heartbeat Lease.
 //! - [`sync_loop`]: routes pod changes and container events to workers.
 //! - [`worker`]: one pod worker per pod: start, restart, terminate.
+//! - [`prober`]: liveness, readiness and startup probes: one probe worker
+//!   per container and probe type, the handlers, and the verdicts the pod
+//!   worker folds into the status.
 //! - [`status`]: pod status and phase as pure functions.
 //! - [`backoff`]: crash-loop back-off.
-//! - [`env`]: a container's environment (fieldRef, ConfigMap and Secret keys).
+//! - [`env`](mod@env): a container's environment (fieldRef, ConfigMap and Secret keys).
 //! - [`runtime`]: the CRI-shaped [`runtime::Runtime`] trait and the process runtime.
 //! - [`shim`]: the per-container supervisor process (`tinykube shim`).
 //! - [`crilog`]: the CRI log format the shim writes and the logs endpoint reads.
@@ -66,6 +71,7 @@ pub mod exec;
 pub mod lease;
 pub mod logs;
 pub mod node;
+pub mod prober;
 pub mod runtime;
 pub mod service;
 pub mod shim;

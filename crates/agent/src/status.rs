@@ -10,9 +10,12 @@
 //! change, so computing a status twice gives the same object and the
 //! worker writes only when something really changed.
 //!
-//! Where tinykube simplifies: readiness probes are not run yet, so a
-//! container is ready exactly when it is running; init containers are not
-//! run, so `Initialized` is always true.
+//! A container's `ready` and `started` come from its probes (see
+//! `prober`): the worker hands them in with the container's view, so this
+//! module stays a pure function of what it is given.
+//!
+//! Where tinykube simplifies: init containers are not run, so
+//! `Initialized` is always true.
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
@@ -39,6 +42,12 @@ pub struct ContainerView {
     pub current: Current,
     /// How the previous run ended: the status's `lastState.terminated`.
     pub last_terminated: Option<ContainerStateTerminated>,
+    /// The startup probe succeeded, or there is none (only meaningful
+    /// while running).
+    pub started: bool,
+    /// The readiness probe's latest verdict is success, or there is none
+    /// (only meaningful while running and started).
+    pub ready: bool,
 }
 
 /// The `imageID` the process runtime reports: the image it was told about,
@@ -73,9 +82,10 @@ pub fn container_status(view: &ContainerView) -> ContainerStatus {
         image_id: image_id(&view.image),
         container_id,
         restart_count: view.restart_count,
-        // Readiness probes are not run yet: a running container is ready.
-        ready: running,
-        started: Some(running),
+        // A container that does not run is neither started nor ready,
+        // whatever its probes said about its previous run.
+        ready: running && view.started && view.ready,
+        started: Some(running && view.started),
         state: Some(state),
         last_state: Some(ContainerState { terminated: view.last_terminated.clone(), ..Default::default() }),
         ..Default::default()
@@ -234,7 +244,7 @@ mod tests {
     }
 
     fn view(name: &str, current: Current, last: Option<ContainerStateTerminated>) -> ContainerView {
-        ContainerView { name: name.into(), image: "busybox".into(), restart_count: 0, current, last_terminated: last }
+        ContainerView { name: name.into(), image: "busybox".into(), restart_count: 0, current, last_terminated: last, started: true, ready: true }
     }
 
     #[test]
@@ -310,6 +320,34 @@ mod tests {
         assert_eq!(first, second);
         let ready = first.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!(ready.status, "True");
+    }
+
+    #[test]
+    fn a_failing_readiness_probe_makes_the_pod_unready_with_upstreams_reason() {
+        let p = pod("Always", &["web", "sidecar"]);
+        // (started, ready) of "web" from its probes -> (web ready, web started, pod Ready)
+        for ((started, ready), want) in [
+            ((true, true), (true, true, "True")),
+            ((true, false), (false, true, "False")),
+            ((false, false), (false, false, "False")),
+            // Ready without started cannot happen; started gates it anyway.
+            ((false, true), (false, false, "False")),
+        ] {
+            let mut web = view("web", running(), None);
+            (web.started, web.ready) = (started, ready);
+            let status = pod_status(&p, &[web, view("sidecar", running(), None)], "10.0.0.1", false, &t(5));
+            let s = &status.container_statuses.as_ref().unwrap()[0];
+            let conds = status.conditions.unwrap();
+            let ready_cond = conds.iter().find(|c| c.type_ == "Ready").unwrap();
+            let containers_ready = conds.iter().find(|c| c.type_ == "ContainersReady").unwrap();
+            assert_eq!((s.ready, s.started.unwrap(), ready_cond.status.as_str()), want, "{started} {ready}");
+            assert_eq!(containers_ready.status, ready_cond.status);
+            if !want.0 {
+                assert_eq!(ready_cond.reason.as_deref(), Some("ContainersNotReady"));
+                assert_eq!(ready_cond.message.as_deref(), Some("containers with unready status: [web]"));
+            }
+            assert_eq!(status.phase.as_deref(), Some("Running"), "readiness never changes the phase");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! the api-server watch, PLEG events from the runtime, timers — and hands
 //! each pod's work to that pod's worker. This is the same loop: an
 //! informer delivers pods bound to this node, the runtime delivers
-//! [`ContainerEvent`](crate::runtime::ContainerEvent)s, and [`PodWorkers`]
+//! [`crate::runtime::ContainerEvent`]s, and [`PodWorkers`]
 //! keeps one worker per pod uid (a pod deleted and re-created under the same
 //! name is a new pod with a new worker).
 

@@ -17,7 +17,13 @@
 //!    fine; never started means start it; exited means restart it if the
 //!    restart policy says so and the back-off allows, else report
 //!    `CrashLoopBackOff` and wake when the back-off ends.
-//! 3. The pod status is computed (see `status`) and written if it changed.
+//!    A running container whose liveness (or startup) probe failed is
+//!    killed first, with the probe's grace period, and then restarted like
+//!    any container that exited.
+//! 3. The probes' verdicts (see `prober`) are folded in as each
+//!    container's `started` and `ready`, the pod status is computed (see
+//!    `status`) and written if it changed. A probe result that changes
+//!    wakes the worker as a container event does.
 //!
 //! A pod that vanishes from the watch without passing through termination
 //! (a forced delete) only has its processes stopped.
@@ -37,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{go_duration, Backoff};
 use crate::env;
+use crate::prober::{self, runner::ContainerProber, ContainerNow};
 use crate::runtime::{ContainerConfig, ContainerState, ContainerStatus, PodRef, Runtime, RuntimeError};
 use crate::status::{self, ContainerView, Current};
 
@@ -156,6 +163,8 @@ pub struct PodWorker {
     /// produced, so an informer that has not caught up yet does not make
     /// us write the same status again.
     last_written: Option<(u64, PodStatus)>,
+    /// The pod's probe workers and their verdicts.
+    prober: prober::Manager,
 }
 
 fn rv(pod: &Pod) -> u64 {
@@ -165,7 +174,7 @@ fn rv(pod: &Pod) -> u64 {
 impl PodWorker {
     pub fn new(ctx: Arc<Context>) -> Self {
         let backoff = Backoff::new(ctx.backoff_base, ctx.backoff_cap);
-        PodWorker { ctx, records: HashMap::new(), backoff, seeded: false, last_written: None }
+        PodWorker { ctx, records: HashMap::new(), backoff, seeded: false, last_written: None, prober: prober::Manager::new() }
     }
 
     /// Runs until the pod is gone or `cancel` fires. `pods` carries the
@@ -207,6 +216,7 @@ impl PodWorker {
                 _ = cancel.cancelled() => return,
                 changed = pods.changed() => if changed.is_err() { return },
                 _ = sleep => {}
+                _ = self.prober.changed() => {}
             }
         }
     }
@@ -259,8 +269,10 @@ impl PodWorker {
             self.seed(pod).await;
         }
         if pod.metadata.deletion_timestamp.is_some() {
+            self.prober.stop_liveness_and_startup();
             return self.terminate(pod).await;
         }
+        self.start_probes(pod);
         let spec = pod.spec.clone().unwrap_or_default();
         let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
         // A pod that already finished never runs anything again.
@@ -270,6 +282,7 @@ impl PodWorker {
         for c in &spec.containers {
             views.push(self.sync_container(pod, c, &policy, finished, &mut wake).await);
         }
+        self.apply_probes(&mut views, &policy, finished);
         let new_status = status::pod_status(pod, &views, &self.ctx.node_address, false, &api::time::now());
         if !self.write_status(pod, new_status).await {
             wake = earliest(wake, Instant::now() + RETRY);
@@ -288,14 +301,20 @@ impl PodWorker {
     ) -> ContainerView {
         let image = c.image.clone().unwrap_or_default();
         let runtime = self.ctx.runtime.clone();
-        let rec = self.records.entry(c.name.clone()).or_default();
         let view = |rec: &Record, current: Current| ContainerView {
             name: c.name.clone(),
             image: image.clone(),
             restart_count: rec.restart_count,
             current,
             last_terminated: rec.last_terminated.clone(),
+            // Filled in from the probes once every container is synced.
+            started: false,
+            ready: false,
         };
+        if let Some(id) = self.records.get(&c.name).and_then(|r| r.instance.clone()) {
+            self.kill_if_unhealthy(pod, c, &id, policy).await;
+        }
+        let rec = self.records.entry(c.name.clone()).or_default();
 
         if let Some(id) = rec.instance.clone() {
             match runtime.container_status(&id).await {
@@ -428,6 +447,71 @@ impl PodWorker {
         runtime.container_status(&id).await.map_err(|e| ("CreateContainerError".to_string(), e.to_string(), true))
     }
 
+    /// Starts the pod's probe workers, once; each probes through a
+    /// [`ContainerProber`] that reports to this agent's event recorder.
+    fn start_probes(&mut self, pod: &Arc<Pod>) {
+        let ctx = &self.ctx;
+        self.prober.add_pod(pod, |c, _, probe| {
+            Arc::new(ContainerProber::new(
+                pod.clone(),
+                c.clone(),
+                probe.clone(),
+                ctx.client.clone(),
+                ctx.recorder.clone(),
+                ctx.node_address.clone(),
+            ))
+        });
+    }
+
+    /// Tells the probe workers what each container does now, and fills in
+    /// each view's `started` and `ready` from their verdicts.
+    fn apply_probes(&mut self, views: &mut [ContainerView], policy: &str, finished: bool) {
+        for v in views.iter_mut() {
+            let (id, running_since, will_restart) = match &v.current {
+                Current::Running { started_at, container_id } => {
+                    // A start time the runtime does not know counts as now.
+                    let since = started_at.as_ref().map_or_else(jiff::Timestamp::now, |t| t.0);
+                    (Some(container_id.clone()), Some(since), true)
+                }
+                Current::Terminated(t) => (t.container_id.clone(), None, !finished && should_restart(policy, t.exit_code)),
+                Current::Waiting { .. } => (None, None, true),
+            };
+            let running = running_since.is_some();
+            self.prober.update(&v.name, &ContainerNow { container_id: id.clone(), running_since, will_restart });
+            v.started = self.prober.is_started(&v.name, id.as_deref(), running);
+            v.ready = self.prober.is_ready(&v.name, id.as_deref(), running);
+        }
+    }
+
+    /// Kills the container's run `id` if its liveness or startup probe
+    /// failed, as the kubelet's `computePodActions` does: event `Killing`,
+    /// SIGTERM, the probe's `terminationGracePeriodSeconds` (else the
+    /// pod's), SIGKILL. The caller then finds it exited and restarts it
+    /// as the restart policy says.
+    async fn kill_if_unhealthy(&mut self, pod: &Arc<Pod>, c: &Container, id: &str, policy: &str) {
+        let runtime = self.ctx.runtime.clone();
+        let Ok(status) = runtime.container_status(id).await else { return };
+        if !status.is_running() {
+            return;
+        }
+        let Some(probe_type) = self.prober.kill_reason(&c.name, &status.container_id()) else { return };
+        let mut message = format!("Container {} failed {} probe", c.name, probe_type.lower());
+        if policy != "Never" {
+            message.push_str(", will be restarted");
+        }
+        self.ctx.recorder.record(pod.as_ref(), EventType::Normal, "Killing", &message).await;
+        let probe_grace = probe_type.of(c).and_then(|p| p.termination_grace_period_seconds);
+        let grace = match probe_grace {
+            Some(seconds) => Duration::from_secs(u64::try_from(seconds).unwrap_or(0)),
+            None => grace_period(pod),
+        }
+        .max(MINIMUM_GRACE);
+        tracing::info!(pod = ?pod.metadata.name, container = %c.name, probe = %probe_type, ?grace, "killing a container that failed its probe");
+        if let Err(e) = runtime.stop_container(id, grace).await {
+            tracing::warn!(container = %c.name, error = %e, "cannot stop a container that failed its probe");
+        }
+    }
+
     /// Stops every running container of the pod at once, each with `grace`.
     async fn stop_all(&mut self, pod: &Pod, grace: Duration) {
         let runtime = self.ctx.runtime.clone();
@@ -481,6 +565,8 @@ impl PodWorker {
                     restart_count: rec.map(|r| r.restart_count).unwrap_or(0),
                     current,
                     last_terminated: rec.and_then(|r| r.last_terminated.clone()),
+                    started: false,
+                    ready: false,
                 }
             })
             .collect();
@@ -760,6 +846,47 @@ mod tests {
             handle.await.unwrap();
         }
 
+        /// A liveness probe that starts failing gets the container killed
+        /// and restarted (a second attempt), and the new run is probed
+        /// afresh: while the probe passes again, no third attempt comes.
+        #[tokio::test]
+        async fn a_failing_liveness_probe_restarts_the_container() {
+            use k8s_openapi::api::core::v1::{ExecAction, Probe};
+            let dir = tempfile::tempdir().unwrap();
+            let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(dir.path().join("state"), shim_binary()).unwrap());
+            let healthy = dir.path().join("healthy");
+            std::fs::write(&healthy, "").unwrap();
+            let mut p = (*pod("Always", "sleep 100")).clone();
+            p.spec.as_mut().unwrap().containers[0].liveness_probe = Some(Probe {
+                exec: Some(ExecAction { command: Some(vec!["test".into(), "-f".into(), healthy.display().to_string()]) }),
+                period_seconds: Some(1),
+                failure_threshold: Some(1),
+                // Gives the test time to restore the file before the new
+                // run's first probe.
+                initial_delay_seconds: Some(1),
+                ..Default::default()
+            });
+            let (_tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), Arc::new(p));
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            assert_eq!(attempts(dir.path()), [0], "a passing probe leaves the container alone");
+            std::fs::remove_file(&healthy).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(8);
+            while attempts(dir.path()) != [0, 1] {
+                assert!(std::time::Instant::now() < deadline, "not restarted: {:?}", attempts(dir.path()));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            std::fs::write(&healthy, "").unwrap();
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            assert_eq!(attempts(dir.path()), [0, 1], "the new run passes its probe");
+            let running: Vec<_> = runtime.list_containers().await.into_iter().filter(|c| c.is_running()).collect();
+            assert_eq!((running.len(), running[0].attempt), (1, 1));
+            cancel.cancel();
+            handle.await.unwrap();
+            for c in runtime.list_containers().await {
+                runtime.remove_container(&c.id).await.unwrap();
+            }
+        }
+
         #[tokio::test]
         async fn deletion_stops_a_stubborn_container_within_grace_and_slack() {
             let dir = tempfile::tempdir().unwrap();
@@ -767,10 +894,14 @@ mod tests {
             let p = pod("Always", "trap '' TERM; echo ready; sleep 100");
             let (tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), p.clone());
             let log = dir.path().join("pods/default_web_uid-w/app/0.log");
-            while !std::fs::read_to_string(&log).unwrap_or_default().contains("ready") {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            let pid = runtime.list_containers().await[0].pid.unwrap();
+            // The output can come before the runtime has recorded the pid.
+            let pid = loop {
+                let started = runtime.list_containers().await.first().and_then(|c| c.pid);
+                match started {
+                    Some(pid) if std::fs::read_to_string(&log).unwrap_or_default().contains("ready") => break pid,
+                    _ => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            };
             let mut deleting = (*p).clone();
             deleting.metadata.deletion_timestamp = Some(api::time::now());
             deleting.metadata.deletion_grace_period_seconds = Some(1);

@@ -589,6 +589,22 @@ impl Runtime for ProcessRuntime {
     }
 }
 
+/// The program to exec as the shim. When the shim is this very binary,
+/// exec it through `/proc/self/exe`, which names the running executable
+/// even after its file was replaced: an upgrade of `tinykube` on disk must
+/// not hand new containers to a shim of another version.
+fn shim_program(shim: &Path) -> PathBuf {
+    // Once the file is replaced, the kernel reports the running one as
+    // "<path> (deleted)".
+    let running = std::env::current_exe().ok().map(|p| p.to_string_lossy().trim_end_matches(" (deleted)").to_string());
+    let self_exe = Path::new("/proc/self/exe");
+    if running.as_deref() == Some(&*shim.to_string_lossy()) && self_exe.exists() {
+        self_exe.to_path_buf()
+    } else {
+        shim.to_path_buf()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -937,21 +953,5 @@ mod tests {
         assert!(rt.list_containers().await.is_empty());
         assert!(files_in(&state).is_empty(), "stale records are removed");
         assert!(sys::proc_stat(me).is_some_and(|s| s.is_alive()), "and nobody was signalled");
-    }
-}
-
-/// The program to exec as the shim. When the shim is this very binary,
-/// exec it through `/proc/self/exe`, which names the running executable
-/// even after its file was replaced: an upgrade of `tinykube` on disk must
-/// not hand new containers to a shim of another version.
-fn shim_program(shim: &Path) -> PathBuf {
-    // Once the file is replaced, the kernel reports the running one as
-    // "<path> (deleted)".
-    let running = std::env::current_exe().ok().map(|p| p.to_string_lossy().trim_end_matches(" (deleted)").to_string());
-    let self_exe = Path::new("/proc/self/exe");
-    if running.as_deref() == Some(&*shim.to_string_lossy()) && self_exe.exists() {
-        self_exe.to_path_buf()
-    } else {
-        shim.to_path_buf()
     }
 }
