@@ -34,7 +34,7 @@ pub struct Recorder {
     client: Client,
     component: String,
     host: Option<String>,
-    /// (object uid, reason, message) -> (namespace, event name) of events
+    /// (object uid and field path, reason, message) -> (namespace, event name) of events
     /// already written, for folding repeats.
     seen: Arc<Mutex<HashMap<(String, String, String), (String, String)>>>,
 }
@@ -71,7 +71,9 @@ impl Recorder {
     pub async fn record_ref(&self, involved: ObjectReference, kind: EventType, reason: &str, message: &str) {
         let namespace = involved.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into());
         let now = api::time::now();
-        let fold_key = (involved.uid.clone().unwrap_or_default(), reason.to_string(), message.to_string());
+        // The object, and the part of it (a container's `fieldPath`).
+        let subject = format!("{}{}", involved.uid.as_deref().unwrap_or_default(), involved.field_path.as_deref().unwrap_or_default());
+        let fold_key = (subject, reason.to_string(), message.to_string());
         let known = self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&fold_key).cloned();
         if let Some((ns, name)) = known {
             let api = Api::<Event>::namespaced(self.client.clone(), &ns);
