@@ -48,8 +48,10 @@ pub struct ApiError {
     /// `Invalid`, `BadRequest`, `Expired`, `InternalError`, ...
     pub reason: String,
     pub message: String,
+    /// Boxed: it is rarely set, and keeping `ApiError` small keeps every
+    /// `Result<_, ApiError>` small.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<Details>,
+    pub details: Option<Box<Details>>,
 }
 
 /// A field-level validation failure, collected into a 422 `Invalid`.
@@ -100,7 +102,7 @@ impl ApiError {
     }
 
     fn with_details(mut self, name: &str, group: &str, kind: &str) -> Self {
-        self.details = Some(Details { name: name.into(), group: group.into(), kind: kind.into(), ..Default::default() });
+        self.details = Some(Box::new(Details { name: name.into(), group: group.into(), kind: kind.into(), ..Default::default() }));
         self
     }
 

@@ -72,7 +72,6 @@
 //! upstream's (`k8s.io/apimachinery/pkg/util/mergepatch/errors.go`), with
 //! Go's `%v` formatting of maps and lists imitated by `go_fmt`.
 
-use api::status::Details;
 use api::{ApiError, ResourceInfo};
 use serde_json::{Map, Value};
 
@@ -172,7 +171,7 @@ fn unprocessable() -> ApiError {
         code: 422,
         reason: "Invalid".into(),
         message: "the server rejected our request due to an error in our request".into(),
-        details: Some(Details::default()),
+        details: Some(Box::default()),
     }
 }
 

@@ -344,7 +344,7 @@ impl Registry {
                 "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 info.qualified()
             ),
-            details: Some(api::status::Details {
+            details: Some(Box::new(api::status::Details {
                 name: name.into(),
                 group: info.group.into(),
                 kind: info.resource.into(),
@@ -354,7 +354,7 @@ impl Registry {
                     field: "metadata.namespace".into(),
                 }],
                 ..Default::default()
-            }),
+            })),
         })
     }
 
@@ -422,6 +422,9 @@ impl Registry {
     /// Reads the current object, lets `mutate` produce the new one from
     /// it, and writes it back guarded by the revision read. Retries on a
     /// lost race unless the caller pinned a resourceVersion.
+    // The parameters are upstream's GuaranteedUpdate's: the object's
+    // identity, the precondition, the options, the mutation, the subresource.
+    #[allow(clippy::too_many_arguments)]
     pub async fn guaranteed_update<F>(
         &self,
         info: &ResourceInfo,

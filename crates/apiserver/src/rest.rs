@@ -673,6 +673,9 @@ fn unsupported_media(ct: &str) -> ApiError {
     e
 }
 
+/// Computes the new Scale of a workload from the current object.
+type ScaleFn = dyn Fn(&Value) -> Result<Value, ApiError> + Send + Sync;
+
 /// The `autoscaling/v1` Scale view of a workload.
 fn scale_of(obj: &Value) -> Value {
     let meta = &obj["metadata"];
@@ -698,7 +701,7 @@ async fn scale(reg: &Registry, info: &'static ResourceInfo, ns: &str, name: &str
         return Ok(h::json(StatusCode::OK, &scale_of(&obj)));
     }
     let opts = write_options(query)?;
-    let (wanted_rv, new_scale): (String, Box<dyn Fn(&Value) -> Result<Value, ApiError> + Send + Sync>) = match method {
+    let (wanted_rv, new_scale): (String, Box<ScaleFn>) = match method {
         Method::PUT => {
             let body = read_body(req).await?;
             let replicas = body["spec"]["replicas"].as_i64();

@@ -77,7 +77,7 @@ pub async fn watch(registry: &Registry, info: &'static ResourceInfo, params: Wat
             prev_kv: true,
         })
         .await
-        .map_err(|e| ApiError::internal(e))?;
+        .map_err(ApiError::internal)?;
 
     tokio::spawn(async move {
         for obj in initial {

@@ -36,8 +36,12 @@ pub struct Recorder {
     host: Option<String>,
     /// (object uid and field path, reason, message) -> (namespace, event name) of events
     /// already written, for folding repeats.
-    seen: Arc<Mutex<HashMap<(String, String, String), (String, String)>>>,
+    seen: Arc<Mutex<HashMap<FoldKey, (String, String)>>>,
 }
+
+/// What makes two events the same event: (object and field path, reason,
+/// message).
+type FoldKey = (String, String, String);
 
 /// How many distinct events a recorder remembers for folding.
 const SEEN_CAPACITY: usize = 4096;

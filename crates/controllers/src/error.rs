@@ -68,10 +68,10 @@ mod tests {
             code: 403,
             reason: "Forbidden".into(),
             message: "forbidden".into(),
-            details: Some(Details {
+            details: Some(Box::new(Details {
                 causes: vec![Cause { reason: cause.into(), message: String::new(), field: String::new() }],
                 ..Default::default()
-            }),
+            })),
         };
         let cases = [
             ("terminating namespace", forbidden("NamespaceTerminating"), true),
