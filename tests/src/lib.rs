@@ -467,3 +467,11 @@ impl Drop for Streaming {
         let _ = self.child.wait();
     }
 }
+
+/// Whether a pod (as JSON) is Running with every container ready, and not
+/// being deleted: what `kubectl get pods` shows as `n/n Running`.
+pub fn is_running_and_ready(pod: &serde_json::Value) -> bool {
+    pod["metadata"]["deletionTimestamp"].is_null()
+        && pod["status"]["phase"] == "Running"
+        && pod["status"]["containerStatuses"].as_array().is_some_and(|cs| cs.iter().all(|c| c["ready"] == true))
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
-use tinykube_tests::{pids_with, require_tool, token, Cluster, Kubectl};
+use tinykube_tests::{is_running_and_ready, pids_with, require_tool, token, Cluster, Kubectl};
 
 /// Starts a cluster and a kubectl for it, or `None` when kubectl is missing
 /// and the test may be skipped.
@@ -185,11 +185,7 @@ fn running_web_pods(k: &Kubectl) -> Result<Vec<Value>> {
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .filter(|p| {
-            p["metadata"]["deletionTimestamp"].is_null()
-                && p["status"]["phase"] == "Running"
-                && p["status"]["containerStatuses"].as_array().is_some_and(|cs| cs.iter().all(|c| c["ready"] == true))
-        })
+        .filter(is_running_and_ready)
         .collect())
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde_json::Value;
-use tinykube_tests::{pids_with, signal, ticker_deployment, token, Cluster};
+use tinykube_tests::{is_running_and_ready, pids_with, signal, ticker_deployment, token, Cluster};
 
 /// Pods of `app` that are Running with all containers ready, not terminating.
 fn running_pods(c: &Cluster, app: &str) -> Result<Vec<Value>> {
@@ -18,11 +18,7 @@ fn running_pods(c: &Cluster, app: &str) -> Result<Vec<Value>> {
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .filter(|p| {
-            p["metadata"]["deletionTimestamp"].is_null()
-                && p["status"]["phase"] == "Running"
-                && p["status"]["containerStatuses"].as_array().is_some_and(|cs| cs.iter().all(|c| c["ready"] == true))
-        })
+        .filter(is_running_and_ready)
         .collect())
 }
 
