@@ -114,6 +114,9 @@ enum Command {
 enum BenchWhich {
     /// Start-up time, idle memory and a Deployment's time to Running.
     Skeleton(bench::SkeletonArgs),
+    /// The REST API under a steady request rate, watch delivery, and a
+    /// server holding 10,000 pods.
+    Load(bench::LoadArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +166,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => server::run(args).await,
         Command::Bench { which: BenchWhich::Skeleton(args) } => bench::skeleton(args).await,
+        Command::Bench { which: BenchWhich::Load(args) } => bench::load(args).await,
         Command::Agent(args) => agent_cmd::run(args).await,
         Command::Apply { files } => cli::apply::apply(&Ctx::connect(g)?, &files).await,
         Command::Get { kind, name, all_namespaces, selector, output } => {
