@@ -78,6 +78,30 @@ fn decode_revision(bytes: &[u8], what: &str) -> Result<i64, Error> {
     Ok(i64::from_be_bytes(array))
 }
 
+/// sled treats a directory whose `conf` it cannot parse as a new database
+/// and overwrites its files. A data directory that holds anything but a
+/// readable sled database is refused instead: nothing in it is lost, and
+/// the operator is told why.
+fn refuse_unrecognised(path: &Path) -> Result<(), Error> {
+    let Ok(mut entries) = std::fs::read_dir(path) else {
+        return Ok(()); // absent: sled creates it (or reports why it cannot)
+    };
+    if entries.next().is_none() {
+        return Ok(());
+    }
+    // sled's `conf` is YAML-like text followed by a binary checksum.
+    let conf = std::fs::read(path.join("conf")).unwrap_or_default();
+    let has = |needle: &[u8]| conf.windows(needle.len()).any(|w| w == needle);
+    if has(b"segment_size:") && has(b"version:") {
+        return Ok(());
+    }
+    Err(Error::Storage(format!(
+        "{} is not empty and holds no readable store (its `conf` is missing or corrupt); \
+         refusing to overwrite it — move it aside or pass another --data-dir",
+        path.display()
+    )))
+}
+
 fn decode_record(bytes: &[u8]) -> Result<Record, Error> {
     Record::decode(bytes).map_err(|err| storage("undecodable record in `kv` tree", err))
 }
@@ -86,6 +110,9 @@ impl Backend {
     /// Opens (or creates) the store in `path`, or a throwaway one in memory
     /// and a temp file when `path` is `None`.
     pub(crate) fn open(path: Option<&Path>) -> Result<(Backend, Recovered), Error> {
+        if let Some(path) = path {
+            refuse_unrecognised(path)?;
+        }
         let config = match path {
             Some(path) => sled::Config::new().path(path),
             None => sled::Config::new().temporary(true),
@@ -415,6 +442,24 @@ impl Backend {
     #[cfg(test)]
     pub(crate) fn entry_counts(&self) -> (usize, usize) {
         (self.kv.len(), self.log.len())
+    }
+}
+
+#[cfg(test)]
+mod refuse_tests {
+    use super::*;
+
+    #[test]
+    fn a_non_empty_directory_without_a_store_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("db"), b"precious").unwrap();
+        std::fs::write(dir.path().join("conf"), b"garbage").unwrap();
+        let err = Backend::open(Some(dir.path())).err().expect("refused");
+        assert!(err.to_string().contains("refusing to overwrite"), "{err}");
+        assert_eq!(std::fs::read(dir.path().join("db")).unwrap(), b"precious");
+        // An empty directory is a new store.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(Backend::open(Some(empty.path())).is_ok());
     }
 }
 
