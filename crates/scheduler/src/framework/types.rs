@@ -58,6 +58,11 @@ pub struct PodInfo {
 }
 
 impl PodInfo {
+    /// The pod's tolerations (none when unset).
+    pub fn tolerations(&self) -> &[k8s_openapi::api::core::v1::Toleration] {
+        self.pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default()
+    }
+
     pub fn new(pod: Arc<Pod>) -> Result<Self, String> {
         let requests = pod_requests(&pod, false)?;
         let non_zero_requests = pod_requests(&pod, true)?;

@@ -59,7 +59,7 @@ impl Plugin for NodeReady {
 
 impl FilterPlugin for NodeReady {
     fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
-        let tolerations = pod.pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default();
+        let tolerations = pod.tolerations();
         if fits(tolerations, &node.node) {
             Status::success()
         } else {

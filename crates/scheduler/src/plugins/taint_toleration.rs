@@ -66,7 +66,7 @@ impl Plugin for TaintToleration {
 impl FilterPlugin for TaintToleration {
     fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
         let taints = node.node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default();
-        let tolerations = pod.pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default();
+        let tolerations = pod.tolerations();
         match find_untolerated_taint(taints, tolerations) {
             None => Status::success(),
             Some(taint) => Status::new(Code::UnschedulableAndUnresolvable, err_reason(taint)),
