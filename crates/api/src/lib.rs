@@ -19,6 +19,8 @@
 //! - [`names`]: DNS-1123 name validation, with upstream's messages.
 //! - [`labels`] and [`fields`]: label and field selectors, parsed and matched.
 //! - [`quantity`]: resource quantities (`100m`, `1.5Gi`) as millicores and bytes.
+//! - [`qos`]: a pod's QoS class (Guaranteed, Burstable, BestEffort) and the
+//!   OOM score adjustment a node gives its containers.
 //! - [`status`]: [`ApiError`], the Kubernetes `Status` error, and its one
 //!   mapping to and from gRPC.
 //! - [`time`]: timestamps in the form Kubernetes writes them.
@@ -26,6 +28,7 @@
 pub mod fields;
 pub mod labels;
 pub mod names;
+pub mod qos;
 pub mod quantity;
 pub mod resources;
 pub mod status;

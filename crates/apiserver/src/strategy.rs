@@ -47,6 +47,10 @@ pub trait Strategy: api::Object {
     /// Fill in what the user left out, as upstream's `SetDefaults_*`.
     fn default(&mut self) {}
 
+    /// What the api-server itself sets on a new object, after defaulting
+    /// (upstream's `PrepareForCreate`).
+    fn prepare_for_create(&mut self) {}
+
     /// Field errors for a new or updated object.
     fn validate(&self) -> Vec<FieldError> {
         Vec::new()
@@ -156,6 +160,9 @@ fn typed<K: Strategy>(
         }
     }
     typed.default();
+    if op == Op::Create {
+        typed.prepare_for_create();
+    }
     let mut errors = typed.validate();
     if let Some(old) = old {
         if let Ok(old_typed) = serde_json::from_value::<K>(old.clone()) {
@@ -337,9 +344,19 @@ impl Strategy for Pod {
         if let Some(spec) = self.spec.as_mut() {
             default_pod_spec(spec);
         }
+        let qos = api::qos::qos_class(self.spec.as_ref().unwrap_or(&Default::default()));
         let status = self.status.get_or_insert_with(Default::default);
         status.phase.get_or_insert_with(|| "Pending".into());
-        status.qos_class.get_or_insert_with(|| "BestEffort".into());
+        // A status write that leaves the class out gets it back, as upstream
+        // backfills it from the stored pod: the class cannot change, since a
+        // pod's resources cannot.
+        status.qos_class.get_or_insert_with(|| qos.into());
+    }
+
+    /// The QoS class is the api-server's to compute, whatever the client sent.
+    fn prepare_for_create(&mut self) {
+        let qos = api::qos::qos_class(self.spec.as_ref().unwrap_or(&Default::default()));
+        self.status.get_or_insert_with(Default::default).qos_class = Some(qos.into());
     }
 
     fn validate(&self) -> Vec<FieldError> {
@@ -566,6 +583,42 @@ mod tests {
         let status = normalize(info("deployments"), update, Some(&old), Op::UpdateStatus).unwrap();
         assert_eq!(status["status"]["replicas"], 99);
         assert_eq!(status["spec"]["replicas"], 1);
+    }
+
+    fn pod(resources: Value) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "resources": resources}]}
+        })
+    }
+
+    #[test]
+    fn pod_create_computes_the_qos_class() {
+        let cases = [
+            (json!({}), "BestEffort"),
+            (json!({"requests": {"memory": "64Mi"}}), "Burstable"),
+            (json!({"limits": {"cpu": "1", "memory": "64Mi"}}), "Guaranteed"),
+        ];
+        for (resources, want) in cases {
+            let out = normalize(info("pods"), pod(resources.clone()), None, Op::Create).unwrap();
+            assert_eq!(out["status"]["qosClass"], want, "{resources}");
+        }
+        // What a client claims is not what it gets.
+        let mut claimed = pod(json!({}));
+        claimed["status"] = json!({"qosClass": "Guaranteed"});
+        let out = normalize(info("pods"), claimed, None, Op::Create).unwrap();
+        assert_eq!(out["status"]["qosClass"], "BestEffort");
+    }
+
+    #[test]
+    fn pod_status_update_keeps_the_qos_class() {
+        let old = normalize(info("pods"), pod(json!({"requests": {"cpu": "1"}})), None, Op::Create).unwrap();
+        let mut update = old.clone();
+        update["status"] = json!({"phase": "Running"});
+        let out = normalize(info("pods"), update, Some(&old), Op::UpdateStatus).unwrap();
+        assert_eq!(out["status"]["phase"], "Running");
+        assert_eq!(out["status"]["qosClass"], "Burstable");
     }
 
     #[test]
