@@ -20,6 +20,8 @@
 //! - [`strategy`]: per-kind defaulting, validation and the status split.
 //! - [`watch`]: store events as Kubernetes watch events, with selectors.
 //! - [`patch`]: JSON patch, merge patch and strategic merge patch.
+//! - [`patchmeta`]: upstream's `patchStrategy` and `patchMergeKey` tags, the
+//!   one table both the OpenAPI documents and the strategic merge read.
 //! - [`rest`]: the Kubernetes REST API kubectl and client libraries use.
 //! - [`discovery`]: `/api`, `/apis` and the resource lists clients discover.
 //! - [`openapi`]: the OpenAPI v3 documents, schemas traced from the types.
@@ -41,6 +43,7 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod patch;
+pub mod patchmeta;
 pub mod protobuf;
 pub mod proxy;
 pub mod registry;

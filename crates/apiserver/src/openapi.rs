@@ -19,8 +19,11 @@
 //! its type (`deserialize_i32`, `deserialize_seq`, a `Time` newtype...).
 //! So the published schema lists exactly the fields the server accepts —
 //! the same fields [`crate::fieldvalidation`] calls known. What the Rust
-//! types do not carry is added from small tables: upstream's
-//! `patchStrategy`/`patchMergeKey` struct tags ([`PATCH_META`]).
+//! types do not carry is added from a small table: upstream's
+//! `patchStrategy`/`patchMergeKey` struct tags ([`crate::patchmeta`]).
+//! The server applies strategic merge patches by the same schemas
+//! ([`field_type`] tells [`crate::patch`] which type a field holds), so
+//! what kubectl computes and what the server applies cannot disagree.
 //!
 //! Where tinykube simplifies: schemas have types, formats and patch
 //! metadata but no descriptions and no `required` lists (the `k8s-openapi`
@@ -48,53 +51,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ListMeta, St
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, Visitor};
 use serde_json::{json, Map, Value};
 
+use crate::patchmeta;
+
 /// The Kubernetes version the documents describe, as `info.version`.
 const KUBERNETES_VERSION: &str = "v1.32.0";
-
-/// Upstream's `patchStrategy` and `patchMergeKey` struct tags for the
-/// types tinykube serves, keyed by the short type name and JSON field name
-/// (from `k8s.io/api` `types.go` and `ObjectMeta`). Without an entry a list
-/// is replaced as a whole by a strategic merge patch.
-pub const PATCH_META: &[(&str, &str, &str, Option<&str>)] = &[
-    ("ObjectMeta", "finalizers", "merge", None),
-    ("ObjectMeta", "ownerReferences", "merge", Some("uid")),
-    ("PodSpec", "volumes", "merge,retainKeys", Some("name")),
-    ("PodSpec", "initContainers", "merge", Some("name")),
-    ("PodSpec", "containers", "merge", Some("name")),
-    ("PodSpec", "ephemeralContainers", "merge", Some("name")),
-    ("PodSpec", "imagePullSecrets", "merge", Some("name")),
-    ("PodSpec", "hostAliases", "merge", Some("ip")),
-    ("PodSpec", "topologySpreadConstraints", "merge", Some("topologyKey")),
-    ("PodSpec", "schedulingGates", "merge", Some("name")),
-    ("PodSpec", "resourceClaims", "merge,retainKeys", Some("name")),
-    ("Container", "ports", "merge", Some("containerPort")),
-    ("Container", "env", "merge", Some("name")),
-    ("Container", "volumeMounts", "merge", Some("mountPath")),
-    ("Container", "volumeDevices", "merge", Some("devicePath")),
-    ("EphemeralContainer", "ports", "merge", Some("containerPort")),
-    ("EphemeralContainer", "env", "merge", Some("name")),
-    ("EphemeralContainer", "volumeMounts", "merge", Some("mountPath")),
-    ("EphemeralContainer", "volumeDevices", "merge", Some("devicePath")),
-    ("ContainerStatus", "volumeMounts", "merge", Some("mountPath")),
-    ("ContainerStatus", "allocatedResourcesStatus", "merge", Some("name")),
-    ("PodStatus", "conditions", "merge", Some("type")),
-    ("PodStatus", "hostIPs", "merge", Some("ip")),
-    ("PodStatus", "podIPs", "merge", Some("ip")),
-    ("PodStatus", "resourceClaimStatuses", "merge,retainKeys", Some("name")),
-    ("ServiceSpec", "ports", "merge", Some("port")),
-    ("ServiceStatus", "conditions", "merge", Some("type")),
-    ("ServiceAccount", "secrets", "merge", Some("name")),
-    ("NodeSpec", "podCIDRs", "merge", None),
-    ("NodeStatus", "conditions", "merge", Some("type")),
-    ("NodeStatus", "addresses", "merge", Some("type")),
-    ("NamespaceStatus", "conditions", "merge", Some("type")),
-    ("DeploymentSpec", "strategy", "retainKeys", None),
-    ("DeploymentStatus", "conditions", "merge", Some("type")),
-    ("ReplicaSetStatus", "conditions", "merge", Some("type")),
-    ("DaemonSetStatus", "conditions", "merge", Some("type")),
-    ("StatefulSetStatus", "conditions", "merge", Some("type")),
-    ("JobStatus", "conditions", "merge", Some("type")),
-];
 
 /// The patch content types the REST front door accepts. Listing
 /// strategic merge here tells kubectl to compute its apply patch from
@@ -125,26 +85,57 @@ pub fn v2_document() -> Option<Value> {
     None
 }
 
+/// The name of the component schema called `name` (a kind, or a type
+/// inside one), if the documents have one, borrowed from the documents.
+pub fn type_name(name: &str) -> Option<&'static str> {
+    documents().types.get_key_value(name).map(|(k, _)| k.as_str())
+}
+
+/// The type of the value of `field` in the type named `type_name`, or of
+/// its items if it is a list. `None` when the field is unknown or holds no
+/// named type: a string, a list of strings, or a map (no served type has a
+/// map whose values are objects, so the merge never needs their type).
+pub fn field_type(type_name: &str, field: &str) -> Option<&'static str> {
+    let docs = documents();
+    let path = docs.types.get(type_name)?;
+    referenced(&docs.v3[path]["components"]["schemas"][type_name]["properties"][field])
+}
+
+/// The component a property refers to, through `allOf` and list items.
+fn referenced(schema: &Value) -> Option<&str> {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        return r.strip_prefix("#/components/schemas/");
+    }
+    referenced(schema.get("allOf").and_then(|all| all.get(0)).or_else(|| schema.get("items"))?)
+}
+
 /// The documents, built once: tracing the types is cheap (milliseconds)
 /// but every kubectl invocation asks for them.
 struct Documents {
     index: Value,
     v3: BTreeMap<String, Value>,
+    /// Every component name, with the first document that holds it (short
+    /// names are unambiguous across documents; a test checks).
+    types: BTreeMap<String, String>,
 }
 
 fn documents() -> &'static Documents {
     static DOCUMENTS: OnceLock<Documents> = OnceLock::new();
     DOCUMENTS.get_or_init(|| {
         let mut v3 = BTreeMap::new();
+        let mut types = BTreeMap::new();
         let mut paths = Map::new();
         for (group, version) in group_versions() {
             let path = gv_path(group, version);
             let doc = build_document(group, version);
             let hash = fnv1a(&serde_json::to_vec(&doc).unwrap_or_default());
             paths.insert(path.clone(), json!({ "serverRelativeURL": format!("/openapi/v3/{path}?hash={hash:016X}") }));
+            for name in doc["components"]["schemas"].as_object().into_iter().flat_map(Map::keys) {
+                types.entry(name.clone()).or_insert_with(|| path.clone());
+            }
             v3.insert(path, doc);
         }
-        Documents { index: json!({ "paths": paths }), v3 }
+        Documents { index: json!({ "paths": paths }), v3, types }
     })
 }
 
@@ -700,10 +691,10 @@ impl<'de> Deserializer<'de> for Tracer<'_> {
         let mut properties = Map::new();
         for (field, schema) in schemas {
             let mut schema = wrap_ref(schema);
-            if let Some((_, _, strategy, key)) = PATCH_META.iter().find(|(t, f, _, _)| *t == name && *f == field) {
+            if let Some(meta) = patchmeta::lookup(name, field) {
                 if let Some(obj) = schema.as_object_mut() {
-                    obj.insert("x-kubernetes-patch-strategy".into(), json!(strategy));
-                    if let Some(key) = key {
+                    obj.insert("x-kubernetes-patch-strategy".into(), json!(meta.strategy));
+                    if let Some(key) = meta.merge_key {
                         obj.insert("x-kubernetes-patch-merge-key".into(), json!(key));
                     }
                 }
@@ -970,6 +961,40 @@ mod tests {
         ] {
             assert_eq!(at(doc, kind, path)[key], want, "{kind} {path} {key}");
         }
+    }
+
+    /// Every tag in the table lands on a field of a traced type, so a
+    /// misspelt type or field cannot go unnoticed; merging fields are lists.
+    #[test]
+    fn every_patch_tag_names_a_traced_field() {
+        for meta in crate::patchmeta::PATCH_META {
+            let path = documents().types.get(meta.type_name).unwrap_or_else(|| panic!("{} is not traced", meta.type_name));
+            let property = &doc(path)["components"]["schemas"][meta.type_name]["properties"][meta.field];
+            assert_eq!(property["x-kubernetes-patch-strategy"], meta.strategy, "{}.{}", meta.type_name, meta.field);
+            if meta.merges() {
+                assert_eq!(property["type"], "array", "{}.{}", meta.type_name, meta.field);
+            }
+        }
+    }
+
+    #[test]
+    fn field_types_follow_references_and_lists() {
+        for (ty, field, want) in [
+            ("Pod", "spec", Some("PodSpec")),
+            ("PodSpec", "containers", Some("Container")),
+            ("PodSpec", "ephemeralContainers", Some("EphemeralContainer")),
+            ("Deployment", "metadata", Some("ObjectMeta")),
+            ("StatefulSetSpec", "volumeClaimTemplates", Some("PersistentVolumeClaim")),
+            ("Scale", "spec", Some("ScaleSpec")),
+            ("ObjectMeta", "finalizers", None),
+            ("ObjectMeta", "labels", None),
+            ("PodSpec", "nothing", None),
+            ("NoSuchType", "spec", None),
+        ] {
+            assert_eq!(field_type(ty, field), want, "{ty}.{field}");
+        }
+        assert_eq!(type_name("Deployment"), Some("Deployment"));
+        assert_eq!(type_name("CronJob"), None, "not served");
     }
 
     #[test]

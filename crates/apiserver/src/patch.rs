@@ -35,24 +35,18 @@
 //! # Where the list strategies come from
 //!
 //! Upstream reads each list's strategy from Go struct tags on the typed
-//! object, e.g. in `k8s.io/api/core/v1/types.go`:
-//!
-//! ```text
-//! Containers []Container `json:"containers" patchStrategy:"merge" patchMergeKey:"name"`
-//! ```
-//!
-//! tinykube handles objects as JSON and has no such tags, so it keeps a
-//! small hand-written slice of the schema instead: `Schema` names the
-//! object types that contain a strategic list, and `field` says, for a
-//! field of such a type, how its list merges and which `Schema` its
-//! items (or its map value) have. Walking down the object and the patch
-//! together, the merge always knows which type it is in — the same thing
-//! upstream's `reflect.Type` gives it — so `ports` merges by
-//! `containerPort` inside a container and by `port` inside a Service spec,
-//! and `finalizers` is a set in `metadata` but atomic in a Namespace's
-//! spec. A field not in the table has the default strategy: maps merge,
-//! lists are replaced. The table covers the kinds tinykube serves; for any
-//! other kind only `metadata` is strategic.
+//! object (`patchStrategy:"merge" patchMergeKey:"name"` on
+//! `PodSpec.Containers`), walking the Go type with `reflect` as it walks
+//! the patch. tinykube handles objects as JSON, so it needs the same two
+//! things from elsewhere: the tags are [`crate::patchmeta`]'s table, and
+//! the type of each field is the OpenAPI schema traced from the
+//! `k8s-openapi` types ([`crate::openapi::field_type`]) — the same
+//! documents from which kubectl computes the patch. Walking down the
+//! object and the patch together, the merge always knows which type it is
+//! in, so `ports` merges by `containerPort` inside a container and by
+//! `port` inside a Service spec, and `finalizers` is a set in `metadata`
+//! but atomic in a Namespace's spec. A field without a tag has the default
+//! strategy: maps merge, lists are replaced.
 //!
 //! Where tinykube differs from upstream, on purpose:
 //! - Upstream copies a value the stored object lacks verbatim and lets the
@@ -74,6 +68,8 @@
 
 use api::{ApiError, ResourceInfo};
 use serde_json::{Map, Value};
+
+use crate::patchmeta;
 
 /// The `$patch` key of a directive map.
 const DIRECTIVE_MARKER: &str = "$patch";
@@ -299,54 +295,14 @@ fn bad_patch_type(directive: &Value, item: &Map<String, Value>) -> SmpError {
 }
 
 // ---------------------------------------------------------------------
-// The schema table.
+// Where the merge is: types and their tags.
 // ---------------------------------------------------------------------
 
-/// The object types that contain a list with a merge strategy, so the
-/// merge knows where it is (see the module docs). Every other type is
-/// [`Schema::Plain`].
+/// The type a map being merged has: the short name of its schema
+/// (`PodSpec`), or `None` where no schema is known, so maps merge and
+/// lists replace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Schema {
-    /// A type without strategic lists: maps merge, lists replace.
-    Plain,
-    /// The top of a Pod.
-    Pod,
-    /// The top of a Deployment, ReplicaSet, DaemonSet, StatefulSet, Job or
-    /// CronJob: a spec that holds a pod (or job) template.
-    Workload,
-    /// The top of a Service.
-    Service,
-    /// The top of a Node.
-    Node,
-    /// The top of a ServiceAccount (`secrets` merges by name).
-    ServiceAccount,
-    /// The top of any other kind: only `metadata` and `status.conditions`
-    /// are strategic.
-    OtherObject,
-    /// `metav1.ObjectMeta`.
-    ObjectMeta,
-    /// `PodTemplateSpec`: `metadata` and `spec` of a template.
-    PodTemplateSpec,
-    /// The spec of a workload: `DeploymentSpec`, `JobSpec`, `CronJobSpec`...
-    WorkloadSpec,
-    /// `batch/v1` `JobTemplateSpec`, inside a CronJob.
-    JobTemplateSpec,
-    /// `PodSpec`.
-    PodSpec,
-    /// `Container` and `EphemeralContainer`, which share their tags.
-    Container,
-    /// `PodStatus`.
-    PodStatus,
-    /// A status whose only strategic list is `conditions`, keyed by
-    /// `type`: Deployment, ReplicaSet, Namespace, Service, Job ...
-    ConditionsStatus,
-    /// `ServiceSpec`.
-    ServiceSpec,
-    /// `NodeSpec`.
-    NodeSpec,
-    /// `NodeStatus`.
-    NodeStatus,
-}
+struct Schema(Option<&'static str>);
 
 /// How a list field merges, upstream's `patchStrategy` and `patchMergeKey`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,7 +316,7 @@ enum ListStrategy {
     MergeSet,
 }
 
-/// What the table knows about one field.
+/// What the merge knows about one field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Field {
     /// How the field merges if it is a list.
@@ -370,85 +326,27 @@ struct Field {
 }
 
 impl Schema {
-    /// The schema at the top of an object of `kind`.
+    /// The schema at the top of an object of `kind`: the documents name a
+    /// kind's schema by its kind.
     fn root(kind: &str) -> Schema {
-        match kind {
-            "Pod" => Schema::Pod,
-            "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job" | "CronJob" => Schema::Workload,
-            "Service" => Schema::Service,
-            "Node" => Schema::Node,
-            "ServiceAccount" => Schema::ServiceAccount,
-            _ => Schema::OtherObject,
-        }
+        Schema(crate::openapi::type_name(kind))
     }
 }
 
-/// The strategy table, from the struct tags of `k8s.io/api/core/v1/types.go`,
-/// `k8s.io/api/apps/v1/types.go`, `k8s.io/api/batch/v1/types.go` and
-/// `k8s.io/apimachinery/pkg/apis/meta/v1/types.go` (Kubernetes 1.32).
-/// `retainKeys` strategies are left out: they only tell the *client* to
-/// send `$retainKeys`; the server obeys that directive wherever it appears.
+/// How `name`, a field of a map of type `parent`, merges, and what type
+/// its value has.
 fn field(parent: Schema, name: &str) -> Field {
-    use ListStrategy::{MergeByKey, MergeSet, Replace};
-    use Schema as S;
-    let (list, schema) = match (parent, name) {
-        // Every object.
-        (S::Pod | S::Workload | S::Service | S::Node | S::ServiceAccount | S::OtherObject, "metadata") => {
-            (Replace, S::ObjectMeta)
-        }
-        (S::Pod, "spec") => (Replace, S::PodSpec),
-        (S::Pod, "status") => (Replace, S::PodStatus),
-        (S::Workload, "spec") => (Replace, S::WorkloadSpec),
-        (S::Service, "spec") => (Replace, S::ServiceSpec),
-        (S::Node, "spec") => (Replace, S::NodeSpec),
-        (S::Node, "status") => (Replace, S::NodeStatus),
-        (S::Workload | S::Service | S::OtherObject, "status") => (Replace, S::ConditionsStatus),
-        // ServiceAccount.Secrets: patchStrategy:"merge" patchMergeKey:"name".
-        (S::ServiceAccount, "secrets") => (MergeByKey("name"), S::Plain),
-
-        // ObjectMeta.Finalizers: patchStrategy:"merge" (a set of strings).
-        (S::ObjectMeta, "finalizers") => (MergeSet, S::Plain),
-        (S::ObjectMeta, "ownerReferences") => (MergeByKey("uid"), S::Plain),
-
-        // DeploymentSpec, ReplicaSetSpec, ... .Template; CronJobSpec.JobTemplate.
-        (S::WorkloadSpec, "template") => (Replace, S::PodTemplateSpec),
-        (S::WorkloadSpec, "jobTemplate") => (Replace, S::JobTemplateSpec),
-        (S::JobTemplateSpec, "metadata") | (S::PodTemplateSpec, "metadata") => (Replace, S::ObjectMeta),
-        (S::JobTemplateSpec, "spec") => (Replace, S::WorkloadSpec),
-        (S::PodTemplateSpec, "spec") => (Replace, S::PodSpec),
-
-        // PodSpec.
-        (S::PodSpec, "containers" | "initContainers" | "ephemeralContainers") => (MergeByKey("name"), S::Container),
-        (S::PodSpec, "volumes" | "imagePullSecrets" | "resourceClaims" | "schedulingGates") => {
-            (MergeByKey("name"), S::Plain)
-        }
-        (S::PodSpec, "hostAliases") => (MergeByKey("ip"), S::Plain),
-        // Upstream's SMP key is topologyKey alone (server-side apply keys
-        // on topologyKey and whenUnsatisfiable), so two constraints that
-        // share a topologyKey are one item to a strategic merge patch —
-        // upstream behaves the same.
-        (S::PodSpec, "topologySpreadConstraints") => (MergeByKey("topologyKey"), S::Plain),
-
-        // Container: args, command, envFrom, resizePolicy are atomic.
-        (S::Container, "ports") => (MergeByKey("containerPort"), S::Plain),
-        (S::Container, "env") => (MergeByKey("name"), S::Plain),
-        (S::Container, "volumeMounts") => (MergeByKey("mountPath"), S::Plain),
-        (S::Container, "volumeDevices") => (MergeByKey("devicePath"), S::Plain),
-
-        // Status types.
-        (S::PodStatus | S::ConditionsStatus | S::NodeStatus, "conditions") => (MergeByKey("type"), S::Plain),
-        (S::PodStatus, "podIPs" | "hostIPs") => (MergeByKey("ip"), S::Plain),
-        (S::PodStatus, "resourceClaimStatuses") => (MergeByKey("name"), S::Plain),
-        (S::NodeStatus, "addresses") => (MergeByKey("type"), S::Plain),
-
-        // ServiceSpec.Ports: patchMergeKey:"port" (SSA keys on port and protocol).
-        (S::ServiceSpec, "ports") => (MergeByKey("port"), S::Plain),
-        // NodeSpec.PodCIDRs: patchStrategy:"merge"; Taints are atomic.
-        (S::NodeSpec, "podCIDRs") => (MergeSet, S::Plain),
-
-        _ => (Replace, S::Plain),
+    let Schema(Some(type_name)) = parent else {
+        return Field { list: ListStrategy::Replace, schema: Schema(None) };
     };
-    Field { list, schema }
+    let list = match patchmeta::lookup(type_name, name) {
+        Some(meta) if meta.merges() => match meta.merge_key {
+            Some(key) => ListStrategy::MergeByKey(key),
+            None => ListStrategy::MergeSet,
+        },
+        _ => ListStrategy::Replace,
+    };
+    Field { list, schema: Schema(crate::openapi::field_type(type_name, name)) }
 }
 
 // ---------------------------------------------------------------------
@@ -1202,6 +1100,92 @@ mod tests {
         let scale = json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "web"}, "spec": {"replicas": 1}});
         let out = apply(PatchType::StrategicMerge, info("deployments", "apps"), &scale, br#"{"spec":{"replicas":3}}"#).unwrap();
         assert_eq!(out["spec"]["replicas"], 3);
+    }
+
+    /// Lists deep inside kinds other than Deployments merge by their own
+    /// tags too.
+    #[test]
+    fn strategic_merge_reaches_every_tagged_list() {
+        let cases = [
+            (
+                "a container status's volumeMounts are keyed by mountPath",
+                "pods",
+                "",
+                json!({"kind": "Pod", "metadata": {"name": "p"}, "status": {"containerStatuses": [
+                    {"name": "c", "volumeMounts": [{"mountPath": "/a", "name": "a"}, {"mountPath": "/b", "name": "b"}]}
+                ]}}),
+                // containerStatuses itself is atomic upstream, so the patch's
+                // list replaces it; the delete directive is read by mountPath.
+                json!({"status": {"containerStatuses": [{"name": "c", "volumeMounts": [
+                    {"mountPath": "/b", "readOnly": true}, {"$patch": "delete", "mountPath": "/a"}
+                ]}]}}),
+                "/status/containerStatuses/0/volumeMounts",
+                json!([{"mountPath": "/b", "readOnly": true}]),
+            ),
+            (
+                "an ephemeral container's env merges by name",
+                "pods",
+                "",
+                json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"ephemeralContainers": [
+                    {"name": "debug", "env": [{"name": "A", "value": "1"}]}
+                ]}}),
+                json!({"spec": {"ephemeralContainers": [{"name": "debug", "env": [{"name": "B", "value": "2"}]}]}}),
+                "/spec/ephemeralContainers/0/env",
+                json!([{"name": "B", "value": "2"}, {"name": "A", "value": "1"}]),
+            ),
+            (
+                "a DaemonSet's template containers merge by name",
+                "daemonsets",
+                "apps",
+                json!({"kind": "DaemonSet", "metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [
+                    {"name": "a", "image": "x"}, {"name": "b", "image": "y"}
+                ]}}}}),
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "b", "image": "z"}]}}}}),
+                "/spec/template/spec/containers",
+                json!([{"name": "a", "image": "x"}, {"name": "b", "image": "z"}]),
+            ),
+            (
+                "a volume claim template's status conditions merge by type",
+                "statefulsets",
+                "apps",
+                json!({"kind": "StatefulSet", "metadata": {"name": "s"}, "spec": {"volumeClaimTemplates": [
+                    {"metadata": {"name": "data"}, "status": {"conditions": [{"type": "Resizing", "status": "True"}]}}
+                ]}}),
+                // volumeClaimTemplates is atomic: the item is replaced, but
+                // inside it the conditions are a keyed list again.
+                json!({"spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}, "status": {"conditions": [
+                    {"type": "Resizing", "status": "False"}, {"$patch": "delete", "type": "Gone"}
+                ]}}]}}),
+                "/spec/volumeClaimTemplates/0/status/conditions",
+                json!([{"type": "Resizing", "status": "False"}]),
+            ),
+            (
+                "a Namespace's status conditions merge by type",
+                "namespaces",
+                "",
+                json!({"kind": "Namespace", "metadata": {"name": "n"}, "status": {"conditions": [
+                    {"type": "NamespaceDeletionDiscoveryFailure", "status": "False"}
+                ]}}),
+                json!({"status": {"conditions": [{"type": "NamespaceContentRemaining", "status": "True"}]}}),
+                "/status/conditions",
+                json!([{"type": "NamespaceContentRemaining", "status": "True"}, {"type": "NamespaceDeletionDiscoveryFailure", "status": "False"}]),
+            ),
+            (
+                "a Node's podCIDRs merge as a set",
+                "nodes",
+                "",
+                json!({"kind": "Node", "metadata": {"name": "n"}, "spec": {"podCIDRs": ["10.0.0.0/24"]}}),
+                json!({"spec": {"podCIDRs": ["fd00::/64"]}}),
+                "/spec/podCIDRs",
+                json!(["fd00::/64", "10.0.0.0/24"]),
+            ),
+        ];
+        for (name, resource, group, object, patch, pointer, want) in cases {
+            let body = serde_json::to_vec(&patch).unwrap();
+            let out = apply(PatchType::StrategicMerge, info(resource, group), &object, &body).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            assert_no_directives(&out, name);
+            assert_eq!(out.pointer(pointer), Some(&want), "{name}: {out}");
+        }
     }
 
     #[test]
