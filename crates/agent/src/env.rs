@@ -75,7 +75,8 @@ pub fn field_ref_value(pod: &Pod, field_path: &str, host_ip: &str) -> Option<Str
         "metadata.uid" => meta.uid.clone().unwrap_or_default(),
         "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
         "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
-        // Pods share the host network in the process runtime.
+        // The pod's own IP is the caller's to know (see `resolve`); a pod
+        // on the host's network has the node's.
         "status.hostIP" | "status.hostIPs" | "status.podIP" | "status.podIPs" => host_ip.to_string(),
         _ => {
             if let Some(key) = bracketed("metadata.labels") {
@@ -137,7 +138,10 @@ fn set(env: &mut Vec<(String, String)>, name: String, value: String) {
 }
 
 /// Resolves `container`'s environment. The result keeps definition order.
-pub async fn resolve(client: &Client, pod: &Pod, container: &Container, host_ip: &str) -> Result<Vec<(String, String)>, EnvError> {
+///
+/// `host_ip` is the node's address and `pod_ip` the pod's (its sandbox's;
+/// the node's when the pod shares the host's network).
+pub async fn resolve(client: &Client, pod: &Pod, container: &Container, host_ip: &str, pod_ip: &str) -> Result<Vec<(String, String)>, EnvError> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut sources = Sources { client, namespace, config_maps: BTreeMap::new(), secrets: BTreeMap::new() };
     let mut env: Vec<(String, String)> = Vec::new();
@@ -163,7 +167,10 @@ pub async fn resolve(client: &Client, pod: &Pod, container: &Container, host_ip:
     for var in container.env.iter().flatten() {
         let value = if let Some(from) = &var.value_from {
             if let Some(f) = &from.field_ref {
-                field_ref_value(pod, &f.field_path, host_ip)
+                match f.field_path.as_str() {
+                    "status.podIP" | "status.podIPs" => Some(pod_ip.to_string()),
+                    path => field_ref_value(pod, path, host_ip),
+                }
                     .ok_or_else(|| EnvError(format!("unsupported fieldRef {:?} in env {:?}", f.field_path, var.name)))?
             } else if let Some(k) = &from.config_map_key_ref {
                 let optional = k.optional == Some(true);

@@ -28,16 +28,19 @@
 //! next agent still learns how a container ended while it was away.
 //!
 //! Where tinykube simplifies:
-//! - The runtime is `process`: a container is its command run as a local
-//!   process group; the image is recorded, never pulled, and pods share the
-//!   host's network (so a pod's IP is the node's). Docker and a `hollow`
-//!   (simulated) runtime are planned behind the same [`runtime::Runtime`] trait.
-//! - Probes run from the agent's host: `exec` probes as `kubectl exec`
-//!   does here, `httpGet` (plain HTTP only) and `tcpSocket` against the
-//!   node's address; `grpc` and HTTPS probes are reported as unsupported
-//!   (see [`prober`]). No init containers, volumes or resource limits.
-//! - Exec runs the command on the host with the container's environment and
-//!   working directory, and allocates no terminal (see [`exec`]).
+//! - Two runtimes sit behind the same CRI-shaped [`runtime::Runtime`]
+//!   trait: `docker` (real containers, a sandbox per pod with its own IP on
+//!   the node's bridge network; the default when a Docker Engine answers)
+//!   and `process` (a container is its command run as a local process
+//!   group; the image is recorded, never pulled, and pods share the host's
+//!   network, so a pod's IP is the node's). A `hollow` (simulated) runtime
+//!   is planned.
+//! - Probes: `exec` probes run in the container through the runtime,
+//!   `httpGet` (plain HTTP only) and `tcpSocket` against the pod's IP;
+//!   `grpc` and HTTPS probes are reported as unsupported (see [`prober`]).
+//! - Exec goes through the runtime: inside the container with Docker; on
+//!   the host, with the container process's environment, with the process
+//!   runtime (see [`exec`]).
 //! - Writing only the agent's own Node, own Lease and the status of its own
 //!   pods — the architecture invariant — holds here as upstream.
 //!
@@ -57,7 +60,9 @@
 //! - [`status`]: pod status and phase as pure functions.
 //! - [`backoff`]: crash-loop back-off.
 //! - [`env`](mod@env): a container's environment (fieldRef, ConfigMap and Secret keys).
-//! - [`runtime`]: the CRI-shaped [`runtime::Runtime`] trait and the process runtime.
+//! - [`runtime`]: the CRI-shaped [`runtime::Runtime`] trait, the docker and
+//!   process runtimes.
+//! - [`images`]: the image manager: pull policies, pull back-off, pull secrets.
 //! - [`shim`]: the per-container supervisor process (`tinykube shim`).
 //! - [`crilog`]: the CRI log format the shim writes and the logs endpoint reads.
 //! - [`service`]: the agent's gRPC server (`Agent.Logs`, `Agent.Exec`), with
@@ -68,6 +73,7 @@ pub mod backoff;
 pub mod crilog;
 pub mod env;
 pub mod exec;
+pub mod images;
 pub mod lease;
 pub mod logs;
 pub mod node;
@@ -101,12 +107,16 @@ use crate::sync_loop::PodWorkers;
 use crate::worker::Context;
 
 /// Which container runtime runs the pods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeKind {
+    /// Real containers through the Docker Engine; see [`runtime::docker`].
+    Docker,
     /// Containers as local processes; see [`runtime::process`].
-    #[default]
     Process,
 }
+
+/// The default pod range of a node (`--pod-cidr`).
+pub const DEFAULT_POD_CIDR: &str = "10.88.0.0/16";
 
 /// How the agent runs. [`Config::new`] gives upstream's defaults.
 #[derive(Debug, Clone)]
@@ -115,7 +125,10 @@ pub struct Config {
     pub node_name: String,
     /// Agent state (`agent/`) and container logs (`pods/`) live here.
     pub data_dir: PathBuf,
-    pub runtime: RuntimeKind,
+    /// `None`: docker when a Docker Engine answers, else process.
+    pub runtime: Option<RuntimeKind>,
+    /// The node's pod range: the docker runtime's bridge network.
+    pub pod_cidr: String,
     /// Where the agent's own gRPC server (logs, exec) listens; port 0 picks one.
     /// The chosen port is published on the Node for the api-server.
     pub listen: SocketAddr,
@@ -142,7 +155,8 @@ impl Config {
         Config {
             node_name: node_name.into(),
             data_dir: data_dir.into(),
-            runtime: RuntimeKind::Process,
+            runtime: None,
+            pod_cidr: DEFAULT_POD_CIDR.into(),
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             node_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             backoff_base: Duration::from_secs(10),
@@ -162,6 +176,9 @@ pub enum Error {
     /// No shim binary was configured ([`Config::shim`] is `None`).
     #[error("no shim binary configured: the process runtime runs every container through `tinykube shim`")]
     NoShim,
+    /// The docker runtime was asked for and no Docker Engine answers.
+    #[error("the docker runtime needs a Docker Engine: {0}")]
+    NoDocker(String),
     /// The agent's gRPC server could not bind its address.
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
@@ -179,12 +196,7 @@ const REGISTER_RETRY: Duration = Duration::from_secs(1);
 /// SIGKILL) but leaves the pods' objects alone, and returns. The containers'
 /// shims are started from [`Config::shim`].
 pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> Result<(), Error> {
-    let runtime: Arc<dyn Runtime> = match config.runtime {
-        RuntimeKind::Process => {
-            let shim = config.shim.clone().ok_or(Error::NoShim)?;
-            Arc::new(ProcessRuntime::open(config.data_dir.join("agent").join("containers"), shim)?)
-        }
-    };
+    let runtime = open_runtime(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| Error::Listen { addr: config.listen, source })?;
@@ -196,6 +208,7 @@ pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> R
         runtime_version: runtime.version(),
     };
     let host = HostInfo::read();
+    let memory_capacity = i64::try_from(host.memory_kib).unwrap_or(i64::MAX / 1024) * 1024;
     tracing::info!(node = %identity.name, port, runtime = %identity.runtime_version, "agent starting");
 
     let Some(node) = register_until_done(&client, &identity, &host, &cancel).await else {
@@ -250,7 +263,7 @@ pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> R
                 data_dir: config.data_dir.clone(),
                 backoff_base: config.backoff_base,
                 backoff_cap: config.backoff_cap,
-                image_notice: std::sync::Once::new(),
+                memory_capacity,
             });
             PodWorkers::new(ctx, cancel.child_token()).run(changes, events).await;
         }
@@ -261,6 +274,40 @@ pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> R
     while background.join_next().await.is_some() {}
     tracing::info!(node = %config.node_name, "agent stopped");
     Ok(())
+}
+
+/// Opens the runtime the config names; with none named, docker when a
+/// Docker Engine answers (`DOCKER_HOST` or the default socket), else
+/// process. The choice and its reason are logged.
+async fn open_runtime(config: &Config) -> Result<Arc<dyn Runtime>, Error> {
+    let docker = match config.runtime {
+        Some(RuntimeKind::Process) => None,
+        Some(RuntimeKind::Docker) => Some(runtime::docker::connect().await.map_err(Error::NoDocker)?),
+        None => match runtime::docker::connect().await {
+            Ok(found) => {
+                tracing::info!(engine = %found.1, "runtime docker: a Docker Engine answers");
+                Some(found)
+            }
+            Err(why) => {
+                tracing::info!(reason = %why, "runtime process: no Docker Engine answers; containers run as local processes and their images are not used");
+                None
+            }
+        },
+    };
+    match docker {
+        Some((docker, version)) => {
+            let pause_binary = config.shim.clone().ok_or(Error::NoShim)?;
+            let docker_config = runtime::docker::DockerConfig { node_name: config.node_name.clone(), pod_cidr: config.pod_cidr.clone(), pause_binary };
+            Ok(runtime::docker::DockerRuntime::open(docker, version, docker_config).await?)
+        }
+        None => {
+            if config.runtime == Some(RuntimeKind::Process) {
+                tracing::info!("runtime process: as asked; containers run as local processes and their images are not used");
+            }
+            let shim = config.shim.clone().ok_or(Error::NoShim)?;
+            Ok(Arc::new(ProcessRuntime::open(config.data_dir.join("agent").join("containers"), shim)?))
+        }
+    }
 }
 
 /// Registers the Node, retrying until it works; `None` if cancelled first.
@@ -312,6 +359,16 @@ async fn kill_orphans(runtime: &Arc<dyn Runtime>, pods: &Cache<Pod>) {
         tracing::info!(pod = %format!("{}/{}", c.pod.namespace, c.pod.name), container = %c.name, "killing a container whose pod is gone");
         if let Err(e) = runtime.remove_container(&c.id).await {
             tracing::warn!(container = %c.id, error = %e, "cannot kill orphaned container");
+        }
+    }
+    for s in runtime.list_pod_sandboxes().await {
+        if live.contains(&s.pod.uid) {
+            continue;
+        }
+        tracing::info!(pod = %format!("{}/{}", s.pod.namespace, s.pod.name), "removing a sandbox whose pod is gone");
+        let _ = runtime.stop_pod_sandbox(&s.id).await;
+        if let Err(e) = runtime.remove_pod_sandbox(&s.id).await {
+            tracing::warn!(sandbox = %s.id, error = %e, "cannot remove orphaned sandbox");
         }
     }
 }

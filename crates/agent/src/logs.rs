@@ -263,10 +263,9 @@ pub(crate) mod tests {
             name: "app".into(),
             attempt: 1,
             image: "busybox".into(),
-            argv: vec!["sh".into(), "-c".into(), "echo one; echo two; sleep 0.3; echo three".into()],
-            env: vec![],
-            working_dir: None,
+            command: vec!["sh".into(), "-c".into(), "echo one; echo two; sleep 0.3; echo three".into()],
             log_path: log_path(dir.path(), &p, "app", 1),
+            ..Default::default()
         };
         let id = runtime.create_container(config).await.unwrap();
         runtime.start_container(&id).await.unwrap();

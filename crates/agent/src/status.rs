@@ -16,6 +16,9 @@
 //!
 //! Where tinykube simplifies: init containers are not run, so
 //! `Initialized` is always true.
+//!
+//! The pod's IP is its sandbox's (`None` while there is no sandbox yet);
+//! `PodReadyToStartContainers` says whether that sandbox runs.
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
@@ -38,6 +41,9 @@ pub enum Current {
 pub struct ContainerView {
     pub name: String,
     pub image: String,
+    /// The runtime's reference for the image (`imageID`); empty before
+    /// the image was looked at.
+    pub image_id: String,
     pub restart_count: i32,
     pub current: Current,
     /// How the previous run ended: the status's `lastState.terminated`.
@@ -48,12 +54,6 @@ pub struct ContainerView {
     /// The readiness probe's latest verdict is success, or there is none
     /// (only meaningful while running and started).
     pub ready: bool,
-}
-
-/// The `imageID` the process runtime reports: the image it was told about,
-/// because it never pulls one.
-pub fn image_id(image: &str) -> String {
-    format!("process://{image}")
 }
 
 /// One `containerStatuses[]` entry.
@@ -79,7 +79,7 @@ pub fn container_status(view: &ContainerView) -> ContainerStatus {
     ContainerStatus {
         name: view.name.clone(),
         image: view.image.clone(),
-        image_id: image_id(&view.image),
+        image_id: view.image_id.clone(),
         container_id,
         restart_count: view.restart_count,
         // A container that does not run is neither started nor ready,
@@ -160,7 +160,7 @@ fn condition(old: &[PodCondition], type_: &str, ok: bool, reason: Option<&str>, 
 }
 
 /// The whole pod status, from the container views (in spec order).
-pub fn pod_status(pod: &Pod, views: &[ContainerView], host_ip: &str, terminal: bool, now: &Time) -> PodStatus {
+pub fn pod_status(pod: &Pod, views: &[ContainerView], host_ip: &str, pod_ip: Option<&str>, terminal: bool, now: &Time) -> PodStatus {
     let old = pod.status.clone().unwrap_or_default();
     let old_conditions = old.conditions.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
@@ -180,9 +180,8 @@ pub fn pod_status(pod: &Pod, views: &[ContainerView], host_ip: &str, terminal: b
     };
 
     let mut conditions = vec![
-        // There is no sandbox to set up; once the worker runs the pod, it
-        // is ready to start containers until the pod is finished.
-        condition(&old_conditions, "PodReadyToStartContainers", !finished, None, None, now),
+        // The sandbox runs (it has an IP) until the pod is finished.
+        condition(&old_conditions, "PodReadyToStartContainers", pod_ip.is_some() && !finished, None, None, now),
         condition(&old_conditions, "Initialized", true, None, None, now),
         condition(&old_conditions, "Ready", all_ready, ready_reason, ready_message.clone(), now),
         condition(&old_conditions, "ContainersReady", all_ready, ready_reason, ready_message, now),
@@ -195,11 +194,11 @@ pub fn pod_status(pod: &Pod, views: &[ContainerView], host_ip: &str, terminal: b
     PodStatus {
         phase: Some(phase.into()),
         conditions: Some(conditions),
-        // Pods share the host's network in this runtime.
         host_ip: Some(host_ip.into()),
         host_ips: Some(vec![HostIP { ip: host_ip.into() }]),
-        pod_ip: Some(host_ip.into()),
-        pod_ips: Some(vec![PodIP { ip: host_ip.into() }]),
+        // A pod keeps the IP it had while it terminates.
+        pod_ip: pod_ip.map(str::to_string).or(old.pod_ip.clone()),
+        pod_ips: pod_ip.map(|ip| vec![PodIP { ip: ip.into() }]).or(old.pod_ips.clone()),
         start_time: old.start_time.clone().or_else(|| Some(now.clone())),
         container_statuses: Some(statuses),
         qos_class: old.qos_class.clone(),
@@ -244,7 +243,7 @@ mod tests {
     }
 
     fn view(name: &str, current: Current, last: Option<ContainerStateTerminated>) -> ContainerView {
-        ContainerView { name: name.into(), image: "busybox".into(), restart_count: 0, current, last_terminated: last, started: true, ready: true }
+        ContainerView { name: name.into(), image: "busybox".into(), image_id: "process://busybox".into(), restart_count: 0, current, last_terminated: last, started: true, ready: true }
     }
 
     #[test]
@@ -272,7 +271,7 @@ mod tests {
             let p = pod(policy, &name_refs);
             let views: Vec<ContainerView> =
                 containers.into_iter().zip(&names).map(|((cur, last), n)| view(n, cur, last)).collect();
-            let status = pod_status(&p, &views, "10.0.0.1", terminal, &t(5));
+            let status = pod_status(&p, &views, "10.0.0.1", Some("10.0.0.1"), terminal, &t(5));
             assert_eq!(status.phase.as_deref(), Some(want), "row {i}: {policy}");
         }
     }
@@ -297,7 +296,7 @@ mod tests {
             ..Default::default()
         });
         let views = vec![view("a", waiting("CrashLoopBackOff"), Some(exited(1))), view("b", waiting("ContainerCreating"), None)];
-        let status = pod_status(&p, &views, "10.0.0.1", false, &t(5));
+        let status = pod_status(&p, &views, "10.0.0.1", Some("10.0.0.1"), false, &t(5));
         let conds = status.conditions.unwrap();
         let types: Vec<&str> = conds.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]);
@@ -314,9 +313,9 @@ mod tests {
     fn recomputing_an_unchanged_status_gives_the_same_object() {
         let mut p = pod("Always", &["a"]);
         let views = vec![view("a", running(), None)];
-        let first = pod_status(&p, &views, "10.0.0.1", false, &t(5));
+        let first = pod_status(&p, &views, "10.0.0.1", Some("10.0.0.1"), false, &t(5));
         p.status = Some(first.clone());
-        let second = pod_status(&p, &views, "10.0.0.1", false, &t(99));
+        let second = pod_status(&p, &views, "10.0.0.1", Some("10.0.0.1"), false, &t(99));
         assert_eq!(first, second);
         let ready = first.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!(ready.status, "True");
@@ -335,7 +334,7 @@ mod tests {
         ] {
             let mut web = view("web", running(), None);
             (web.started, web.ready) = (started, ready);
-            let status = pod_status(&p, &[web, view("sidecar", running(), None)], "10.0.0.1", false, &t(5));
+            let status = pod_status(&p, &[web, view("sidecar", running(), None)], "10.0.0.1", Some("10.0.0.1"), false, &t(5));
             let s = &status.container_statuses.as_ref().unwrap()[0];
             let conds = status.conditions.unwrap();
             let ready_cond = conds.iter().find(|c| c.type_ == "Ready").unwrap();

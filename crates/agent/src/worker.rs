@@ -25,8 +25,17 @@
 //!    `status`) and written if it changed. A probe result that changes
 //!    wakes the worker as a container event does.
 //!
+//! Before any container, the pod's *sandbox* must run (CRI's
+//! `RunPodSandbox`): it holds the pod's network namespace and IP, which
+//! every container joins. A sandbox that died is replaced, as the kubelet
+//! does ("Pod sandbox changed, it will be killed and re-created"): the
+//! pod's containers are stopped and started again in the new one.
+//!
+//! Before each container start, its image is made present as its
+//! `imagePullPolicy` says (see [`crate::images`]).
+//!
 //! A pod that vanishes from the watch without passing through termination
-//! (a forced delete) only has its processes stopped.
+//! (a forced delete) only has its containers and sandbox removed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -43,8 +52,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{go_duration, Backoff};
 use crate::env;
+use crate::images::ImageManager;
 use crate::prober::{self, runner::ContainerProber, ContainerNow};
-use crate::runtime::{ContainerConfig, ContainerState, ContainerStatus, PodRef, Runtime, RuntimeError};
+use crate::runtime::{
+    ContainerConfig, ContainerState, ContainerStatus, PodRef, PortMapping, Resources, Runtime, RuntimeError, SandboxConfig, SandboxState,
+    SandboxStatus, Security,
+};
 use crate::status::{self, ContainerView, Current};
 
 /// The kubelet never gives a container less than this to stop when a pod
@@ -64,8 +77,28 @@ pub struct Context {
     pub data_dir: PathBuf,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
-    /// Set once the "images are not used" notice has been logged.
-    pub image_notice: std::sync::Once,
+    /// The node's memory, in bytes: the scale of the OOM score adjustment
+    /// of Burstable containers.
+    pub memory_capacity: i64,
+}
+
+/// A pod's IP as its probes see it: set once its sandbox runs, changed if
+/// the sandbox is replaced.
+#[derive(Debug, Clone, Default)]
+pub struct PodIp(Arc<std::sync::RwLock<String>>);
+
+impl PodIp {
+    pub fn new(ip: &str) -> Self {
+        PodIp(Arc::new(std::sync::RwLock::new(ip.to_string())))
+    }
+
+    pub fn get(&self) -> String {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, ip: &str) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = ip.to_string();
+    }
 }
 
 /// `<data_dir>/pods/<namespace>_<name>_<uid>`: where a pod's logs live.
@@ -137,6 +170,8 @@ struct Record {
     create_error: Option<(String, String)>,
     /// The BackOff event for the latest exit has been recorded.
     backoff_reported: bool,
+    /// The runtime's reference of the image the latest run uses.
+    image_id: String,
 }
 
 impl Record {
@@ -165,6 +200,12 @@ pub struct PodWorker {
     last_written: Option<(u64, PodStatus)>,
     /// The pod's probe workers and their verdicts.
     prober: prober::Manager,
+    /// The pod's sandbox, once it runs.
+    sandbox: Option<SandboxStatus>,
+    /// The highest sandbox attempt seen: a replacement gets the next.
+    sandbox_attempt: Option<i32>,
+    pod_ip: PodIp,
+    images: ImageManager,
 }
 
 fn rv(pod: &Pod) -> u64 {
@@ -174,7 +215,20 @@ fn rv(pod: &Pod) -> u64 {
 impl PodWorker {
     pub fn new(ctx: Arc<Context>) -> Self {
         let backoff = Backoff::new(ctx.backoff_base, ctx.backoff_cap);
-        PodWorker { ctx, records: HashMap::new(), backoff, seeded: false, last_written: None, prober: prober::Manager::new() }
+        let images = ImageManager::new(ctx.backoff_base, ctx.backoff_cap);
+        let pod_ip = PodIp::new(&ctx.node_address);
+        PodWorker {
+            ctx,
+            records: HashMap::new(),
+            backoff,
+            seeded: false,
+            last_written: None,
+            prober: prober::Manager::new(),
+            sandbox: None,
+            sandbox_attempt: None,
+            pod_ip,
+            images,
+        }
     }
 
     /// Runs until the pod is gone or `cancel` fires. `pods` carries the
@@ -192,6 +246,7 @@ impl PodWorker {
                         None => {
                             if let Some(pod) = &last_pod {
                                 self.stop_all(pod, grace_period(pod)).await;
+                                self.remove_all().await;
                                 remove_dir(&pod_dir(&self.ctx.data_dir, &pod_ref(pod)));
                             }
                             Outcome::Done
@@ -227,6 +282,18 @@ impl PodWorker {
     async fn seed(&mut self, pod: &Pod) {
         self.seeded = true;
         let uid = pod.metadata.uid.clone().unwrap_or_default();
+        // The sandbox a previous agent left: the latest ready one is
+        // adopted, any other is removed.
+        let mut sandboxes: Vec<SandboxStatus> = self.ctx.runtime.list_pod_sandboxes().await.into_iter().filter(|s| s.pod.uid == uid).collect();
+        sandboxes.sort_by_key(|s| s.attempt);
+        self.sandbox_attempt = sandboxes.last().map(|s| s.attempt);
+        if let Some(latest) = sandboxes.pop().filter(|s| s.state == SandboxState::Ready) {
+            self.pod_ip.set(latest.ip.as_deref().unwrap_or(&self.ctx.node_address));
+            self.sandbox = Some(latest);
+        }
+        for stale in sandboxes {
+            let _ = self.ctx.runtime.remove_pod_sandbox(&stale.id).await;
+        }
         for c in self.ctx.runtime.list_containers().await.into_iter().filter(|c| c.pod.uid == uid) {
             let rec = self.records.entry(c.name.clone()).or_default();
             if rec.instance.is_none() || c.attempt >= rec.restart_count {
@@ -272,8 +339,29 @@ impl PodWorker {
             self.prober.stop_liveness_and_startup();
             return self.terminate(pod).await;
         }
-        self.start_probes(pod);
         let spec = pod.spec.clone().unwrap_or_default();
+        if let Err(message) = self.ensure_sandbox(pod).await {
+            tracing::warn!(pod = ?pod.metadata.name, error = %message, "cannot run the pod sandbox");
+            self.ctx.recorder.record(pod.as_ref(), EventType::Warning, "FailedCreatePodSandBox", &format!("Failed to create pod sandbox: {message}")).await;
+            let views: Vec<ContainerView> = spec
+                .containers
+                .iter()
+                .map(|c| ContainerView {
+                    name: c.name.clone(),
+                    image: c.image.clone().unwrap_or_default(),
+                    image_id: String::new(),
+                    restart_count: self.records.get(&c.name).map_or(0, |r| r.restart_count),
+                    current: Current::Waiting { reason: "ContainerCreating".into(), message: None },
+                    last_terminated: None,
+                    started: false,
+                    ready: false,
+                })
+                .collect();
+            let new_status = status::pod_status(pod, &views, &self.ctx.node_address, None, false, &api::time::now());
+            self.write_status(pod, new_status).await;
+            return Outcome::Wait(Some(Instant::now() + self.ctx.backoff_base));
+        }
+        self.start_probes(pod);
         let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
         // A pod that already finished never runs anything again.
         let finished = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
@@ -283,7 +371,8 @@ impl PodWorker {
             views.push(self.sync_container(pod, c, &policy, finished, &mut wake).await);
         }
         self.apply_probes(&mut views, &policy, finished);
-        let new_status = status::pod_status(pod, &views, &self.ctx.node_address, false, &api::time::now());
+        let pod_ip = self.pod_ip.get();
+        let new_status = status::pod_status(pod, &views, &self.ctx.node_address, Some(&pod_ip), false, &api::time::now());
         if !self.write_status(pod, new_status).await {
             wake = earliest(wake, Instant::now() + RETRY);
         }
@@ -304,6 +393,7 @@ impl PodWorker {
         let view = |rec: &Record, current: Current| ContainerView {
             name: c.name.clone(),
             image: image.clone(),
+            image_id: rec.image_id.clone(),
             restart_count: rec.restart_count,
             current,
             last_terminated: rec.last_terminated.clone(),
@@ -396,12 +486,14 @@ impl PodWorker {
                 view(rec, current)
             }
             Err((reason, message, retry)) => {
-                if rec.create_error.as_ref() != Some(&(reason.clone(), message.clone())) {
-                    rec.create_error = Some((reason.clone(), message.clone()));
+                // Image problems have their own events (see `images`).
+                let image_problem = matches!(reason.as_str(), "ErrImagePull" | "ImagePullBackOff" | "ErrImageNeverPull");
+                if !image_problem && rec.create_error.as_ref() != Some(&(reason.clone(), message.clone())) {
                     self.ctx.recorder.record(pod.as_ref(), EventType::Warning, "Failed", &format!("Error: {message}")).await;
                 }
-                if retry {
-                    *wake = earliest(*wake, Instant::now() + self.ctx.backoff_base);
+                rec.create_error = Some((reason.clone(), message.clone()));
+                if let Some(after) = retry {
+                    *wake = earliest(*wake, Instant::now() + after);
                 }
                 view(rec, Current::Waiting { reason, message: Some(message) })
             }
@@ -409,31 +501,47 @@ impl PodWorker {
     }
 
     /// Creates and starts attempt `attempt` of container `c`. On failure
-    /// returns the waiting reason, its message, and whether to retry on a
-    /// timer (a missing ConfigMap may appear; a missing command will not).
-    async fn start(&self, pod: &Arc<Pod>, c: &Container, attempt: i32) -> Result<ContainerStatus, (String, String, bool)> {
+    /// returns the waiting reason, its message, and when to retry (a
+    /// missing ConfigMap may appear; a missing command will not).
+    async fn start(&mut self, pod: &Arc<Pod>, c: &Container, attempt: i32) -> Result<ContainerStatus, (String, String, Option<Duration>)> {
         let p = pod_ref(pod);
-        let env = env::resolve(&self.ctx.client, pod, c, &self.ctx.node_address)
+        let retry = Some(self.ctx.backoff_base);
+        let mut involved = client::events::object_reference(pod.as_ref());
+        involved.field_path = Some(format!("spec.containers{{{}}}", c.name));
+        let image_id = self
+            .images
+            .ensure(self.ctx.runtime.as_ref(), &self.ctx.client, &self.ctx.recorder, pod, c, involved)
             .await
-            .map_err(|e| ("CreateContainerConfigError".to_string(), e.0, true))?;
-        let image = c.image.clone().unwrap_or_default();
-        self.ctx.image_notice.call_once(|| {
-            tracing::info!("the process runtime records container images but does not use them: commands run on this host");
-        });
+            .map_err(|w| (w.reason, w.message, Some(w.retry_in)))?;
+        self.records.entry(c.name.clone()).or_default().image_id = image_id;
+        let pod_ip = self.pod_ip.get();
+        let env = env::resolve(&self.ctx.client, pod, c, &self.ctx.node_address, &pod_ip)
+            .await
+            .map_err(|e| ("CreateContainerConfigError".to_string(), e.0, retry))?;
+        let expand = |list: &Option<Vec<String>>| -> Vec<String> {
+            let lookup = |name: &str| env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            list.iter().flatten().map(|s| env::expand(s, lookup)).collect()
+        };
+        let spec = pod.spec.clone().unwrap_or_default();
         let config = ContainerConfig {
             pod: p.clone(),
+            sandbox_id: self.sandbox.as_ref().map(|s| s.id.clone()).unwrap_or_default(),
             name: c.name.clone(),
             attempt,
-            image,
-            argv: env::argv(c, &env),
+            image: c.image.clone().unwrap_or_default(),
+            command: expand(&c.command),
+            args: expand(&c.args),
             env,
             working_dir: c.working_dir.clone().filter(|d| !d.is_empty()),
+            mounts: Vec::new(),
+            resources: resources(&spec, c, self.ctx.memory_capacity),
+            security: security(&spec, c),
             log_path: log_path(&self.ctx.data_dir, &p, &c.name, attempt),
         };
         let runtime = &self.ctx.runtime;
         let id = runtime.create_container(config).await.map_err(|e| match e {
-            RuntimeError::InvalidConfig(m) => ("CreateContainerError".to_string(), m, false),
-            other => ("CreateContainerError".to_string(), other.to_string(), true),
+            RuntimeError::InvalidConfig(m) => ("CreateContainerError".to_string(), m, retry),
+            other => ("CreateContainerError".to_string(), other.to_string(), retry),
         })?;
         self.ctx.recorder.record(pod.as_ref(), EventType::Normal, "Created", &format!("Created container: {}", c.name)).await;
         match runtime.start_container(&id).await {
@@ -444,22 +552,71 @@ impl PodWorker {
                 self.ctx.recorder.record(pod.as_ref(), EventType::Warning, "Failed", &format!("Error: {e}")).await;
             }
         }
-        runtime.container_status(&id).await.map_err(|e| ("CreateContainerError".to_string(), e.to_string(), true))
+        runtime.container_status(&id).await.map_err(|e| ("CreateContainerError".to_string(), e.to_string(), retry))
+    }
+
+    /// Makes sure the pod's sandbox runs: adopts the one it has, replaces
+    /// one that died (stopping the pod's containers first, since their
+    /// network went with it), or runs the first.
+    async fn ensure_sandbox(&mut self, pod: &Arc<Pod>) -> Result<(), String> {
+        let runtime = self.ctx.runtime.clone();
+        if let Some(current) = self.sandbox.clone() {
+            match runtime.pod_sandbox_status(&current.id).await {
+                Ok(s) if s.state == SandboxState::Ready => return Ok(()),
+                _ => {
+                    self.ctx
+                        .recorder
+                        .record(pod.as_ref(), EventType::Normal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+                        .await;
+                    self.stop_all(pod, Duration::ZERO).await;
+                    let _ = runtime.remove_pod_sandbox(&current.id).await;
+                    self.sandbox = None;
+                }
+            }
+        }
+        let spec = pod.spec.clone().unwrap_or_default();
+        let p = pod_ref(pod);
+        let attempt = self.sandbox_attempt.map_or(0, |a| a + 1);
+        self.sandbox_attempt = Some(attempt);
+        let config = SandboxConfig {
+            hostname: spec.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| p.name.clone()),
+            pod: p,
+            attempt,
+            host_network: spec.host_network == Some(true),
+            port_mappings: port_mappings(&spec),
+        };
+        let id = runtime.run_pod_sandbox(config).await.map_err(|e| e.to_string())?;
+        let status = runtime.pod_sandbox_status(&id).await.map_err(|e| e.to_string())?;
+        self.pod_ip.set(status.ip.as_deref().unwrap_or(&self.ctx.node_address));
+        self.sandbox = Some(status);
+        Ok(())
+    }
+
+    /// Removes the pod's containers and its sandbox.
+    async fn remove_all(&mut self) {
+        let runtime = self.ctx.runtime.clone();
+        for rec in self.records.values_mut() {
+            if let Some(id) = rec.instance.take() {
+                let _ = runtime.remove_container(&id).await;
+            }
+        }
+        if let Some(sandbox) = self.sandbox.take() {
+            if let Err(e) = runtime.stop_pod_sandbox(&sandbox.id).await {
+                tracing::warn!(sandbox = %sandbox.id, error = %e, "cannot stop pod sandbox");
+            }
+            if let Err(e) = runtime.remove_pod_sandbox(&sandbox.id).await {
+                tracing::warn!(sandbox = %sandbox.id, error = %e, "cannot remove pod sandbox");
+            }
+        }
     }
 
     /// Starts the pod's probe workers, once; each probes through a
     /// [`ContainerProber`] that reports to this agent's event recorder.
     fn start_probes(&mut self, pod: &Arc<Pod>) {
         let ctx = &self.ctx;
+        let pod_ip = &self.pod_ip;
         self.prober.add_pod(pod, |c, _, probe| {
-            Arc::new(ContainerProber::new(
-                pod.clone(),
-                c.clone(),
-                probe.clone(),
-                ctx.client.clone(),
-                ctx.recorder.clone(),
-                ctx.node_address.clone(),
-            ))
+            Arc::new(ContainerProber::new(pod.clone(), c.clone(), probe.clone(), ctx.runtime.clone(), ctx.recorder.clone(), pod_ip.clone()))
         });
     }
 
@@ -562,6 +719,7 @@ impl PodWorker {
                 ContainerView {
                     name: c.name.clone(),
                     image: c.image.clone().unwrap_or_default(),
+                    image_id: rec.map(|r| r.image_id.clone()).unwrap_or_default(),
                     restart_count: rec.map(|r| r.restart_count).unwrap_or(0),
                     current,
                     last_terminated: rec.and_then(|r| r.last_terminated.clone()),
@@ -570,15 +728,10 @@ impl PodWorker {
                 }
             })
             .collect();
-        let final_status = status::pod_status(pod, &views, &self.ctx.node_address, true, &api::time::now());
+        let pod_ip = self.pod_ip.get();
+        let final_status = status::pod_status(pod, &views, &self.ctx.node_address, Some(&pod_ip), true, &api::time::now());
         self.write_status(pod, final_status).await;
-
-        let runtime = self.ctx.runtime.clone();
-        for rec in self.records.values_mut() {
-            if let Some(id) = rec.instance.take() {
-                let _ = runtime.remove_container(&id).await;
-            }
-        }
+        self.remove_all().await;
         let p = pod_ref(pod);
         let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &p.namespace);
         // Grace period 0 tells the api-server the containers are stopped;
@@ -624,6 +777,59 @@ impl PodWorker {
                 false
             }
         }
+    }
+}
+
+/// Every `hostPort` of the pod's containers, for its sandbox.
+fn port_mappings(spec: &k8s_openapi::api::core::v1::PodSpec) -> Vec<PortMapping> {
+    spec.containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| {
+            let host_port = u16::try_from(p.host_port?).ok().filter(|h| *h > 0)?;
+            Some(PortMapping {
+                protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                container_port: u16::try_from(p.container_port).ok()?,
+                host_port,
+                host_ip: p.host_ip.clone().unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// The kubelet's cgroup settings for a container (`pkg/kubelet/kuberuntime`
+/// `calculateLinuxResources`): cpu shares from the request (at least 2),
+/// a CFS quota from the limit over a 100 ms period, the memory limit, and
+/// the OOM score adjustment of the pod's QoS class.
+pub fn resources(spec: &k8s_openapi::api::core::v1::PodSpec, c: &Container, memory_capacity: i64) -> Resources {
+    const MIN_SHARES: i64 = 2;
+    const PERIOD: i64 = 100_000;
+    const MIN_QUOTA: i64 = 1_000;
+    let r = c.resources.clone().unwrap_or_default();
+    let get = |m: &Option<std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, k: &str| {
+        m.as_ref().and_then(|m| m.get(k)).cloned()
+    };
+    let cpu_request = get(&r.requests, "cpu").or_else(|| get(&r.limits, "cpu")).and_then(|q| api::quantity::cpu_millis(&q).ok());
+    let cpu_limit = get(&r.limits, "cpu").and_then(|q| api::quantity::cpu_millis(&q).ok());
+    let memory_limit = get(&r.limits, "memory").and_then(|q| api::quantity::bytes(&q).ok()).filter(|b| *b > 0);
+    Resources {
+        cpu_shares: Some(cpu_request.map_or(MIN_SHARES, |m| (m * 1024 / 1000).max(MIN_SHARES))),
+        cpu_quota: cpu_limit.map(|m| (m * PERIOD / 1000).max(MIN_QUOTA)),
+        cpu_period: cpu_limit.map(|_| PERIOD),
+        memory_limit,
+        oom_score_adj: Some(api::qos::oom_score_adj(spec, c, memory_capacity)),
+    }
+}
+
+/// The container's `securityContext` over the pod's.
+pub fn security(spec: &k8s_openapi::api::core::v1::PodSpec, c: &Container) -> Security {
+    let pod = spec.security_context.clone().unwrap_or_default();
+    let own = c.security_context.clone().unwrap_or_default();
+    Security {
+        run_as_user: own.run_as_user.or(pod.run_as_user),
+        run_as_group: own.run_as_group.or(pod.run_as_group),
+        privileged: own.privileged == Some(true),
+        read_only_root_filesystem: own.read_only_root_filesystem == Some(true),
     }
 }
 
@@ -693,7 +899,7 @@ mod tests {
                 data_dir: dir.to_path_buf(),
                 backoff_base: Duration::from_millis(200),
                 backoff_cap: Duration::from_millis(800),
-                image_notice: std::sync::Once::new(),
+                memory_capacity: 1 << 30,
             })
         }
 

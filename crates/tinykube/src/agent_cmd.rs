@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
-use crate::server::{hostname, shutdown_signal};
+use crate::server::{hostname, shutdown_signal, RuntimeArg};
 
 /// Options of `tinykube agent`.
 #[derive(Debug, clap::Args)]
@@ -27,6 +27,13 @@ pub struct AgentArgs {
     /// The address other hosts reach this node at.
     #[arg(long)]
     pub node_ip: Option<std::net::IpAddr>,
+    /// How the agent runs containers (default: docker when a Docker Engine
+    /// answers at DOCKER_HOST or the default socket, else process).
+    #[arg(long, value_enum)]
+    pub runtime: Option<RuntimeArg>,
+    /// This node's pod range: the docker runtime's bridge network.
+    #[arg(long, default_value = agent::DEFAULT_POD_CIDR)]
+    pub pod_cidr: String,
     /// First restart back-off of a crashed container, in milliseconds.
     #[arg(long, default_value_t = 10_000, hide = true)]
     pub backoff_base_ms: u64,
@@ -41,6 +48,8 @@ pub async fn run(args: AgentArgs) -> Result<()> {
         config.node_ip = ip;
     }
     config.backoff_base = Duration::from_millis(args.backoff_base_ms);
+    config.runtime = args.runtime.map(Into::into);
+    config.pod_cidr = args.pod_cidr.clone();
     let cancel = CancellationToken::new();
     let task = tokio::spawn(agent::run(client, config, cancel.clone()));
     shutdown_signal().await;

@@ -101,6 +101,10 @@ enum Command {
         #[command(subcommand)]
         action: RolloutAction,
     },
+    /// The pod sandbox's process (the "pause" container): sleeps until
+    /// SIGTERM or SIGINT, holding the pod's namespaces.
+    #[command(hide = true)]
+    Pause,
     /// The per-container supervisor the agent starts (containerd-shim's
     /// role): `tinykube shim -- --log FILE --exit-file FILE -- COMMAND...`.
     #[command(hide = true, disable_help_flag = true)]
@@ -142,6 +146,9 @@ fn main() {
     if let Command::Shim { args } = &cli.command {
         // Before logging and the async runtime: the shim needs neither.
         std::process::exit(agent::shim::main(args.clone()));
+    }
+    if let Command::Pause = &cli.command {
+        std::process::exit(agent::runtime::docker::pause());
     }
     let daemon = matches!(cli.command, Command::Server(_) | Command::Agent(_));
     init_logging(if daemon { "info" } else { "warn" });
@@ -205,6 +212,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         // Handled in `main`, before logging and the async runtime start.
         Command::Shim { .. } => anyhow::bail!("tinykube shim must not run inside the async runtime"),
+        Command::Pause => anyhow::bail!("tinykube pause must not run inside the async runtime"),
     }
 }
 

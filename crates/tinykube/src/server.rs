@@ -34,9 +34,13 @@ pub struct ServerArgs {
     /// Address of the api-server (gRPC; Kubernetes REST on the same port later).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
-    /// How the local agent runs containers.
-    #[arg(long, value_enum, default_value_t = RuntimeArg::Process)]
-    pub runtime: RuntimeArg,
+    /// How the local agent runs containers (default: docker when a Docker
+    /// Engine answers at DOCKER_HOST or the default socket, else process).
+    #[arg(long, value_enum)]
+    pub runtime: Option<RuntimeArg>,
+    /// The local node's pod range: the docker runtime's bridge network.
+    #[arg(long, default_value = agent::DEFAULT_POD_CIDR)]
+    pub pod_cidr: String,
     /// Run only the control plane, no local agent.
     #[arg(long)]
     pub no_agent: bool,
@@ -56,7 +60,19 @@ pub struct ServerArgs {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum RuntimeArg {
+    /// Real containers through the Docker Engine.
+    Docker,
+    /// Each container's command as a local process; images are not used.
     Process,
+}
+
+impl From<RuntimeArg> for agent::RuntimeKind {
+    fn from(arg: RuntimeArg) -> Self {
+        match arg {
+            RuntimeArg::Docker => agent::RuntimeKind::Docker,
+            RuntimeArg::Process => agent::RuntimeKind::Process,
+        }
+    }
 }
 
 /// The host name, for the default node name.
@@ -102,6 +118,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         let config = agent::Config {
             node_name: node_name.clone(),
             backoff_base: Duration::from_millis(args.backoff_base_ms),
+            runtime: args.runtime.map(Into::into),
+            pod_cidr: args.pod_cidr.clone(),
             ..agent::Config::new(&node_name, data_dir.clone())
         };
         tasks.spawn(named("agent", agent::run(client.clone(), config, cancel.clone())));

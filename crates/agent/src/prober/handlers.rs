@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::exec::{exec_sync, ExecSync};
+use crate::runtime::ExecSync;
 
 /// The most output a probe keeps (upstream's `maxReadLength`, 10 KiB).
 pub const MAX_OUTPUT: usize = 10 * 1024;
@@ -34,11 +34,11 @@ pub enum Outcome {
     Error(String),
 }
 
-/// `exec`: runs `command` in the container's context; exit code 0 is
-/// success, anything else failure with the command's output. A command
-/// that outlives `timeout` is killed and fails.
-pub async fn exec(command: &[String], env: &[(String, String)], working_dir: Option<&str>, timeout: Duration) -> Outcome {
-    match exec_sync(command, env, working_dir, timeout, MAX_OUTPUT).await {
+/// `exec`: what the runtime's `ExecSync` of `command` in the container
+/// means: exit code 0 is success, anything else failure with the command's
+/// output; a command that outlived its timeout was killed and fails.
+pub fn exec(command: &[String], result: ExecSync) -> Outcome {
+    match result {
         ExecSync::Exited { code: 0, .. } => Outcome::Success,
         ExecSync::Exited { output, .. } => Outcome::Failure(String::from_utf8_lossy(&output).into_owned()),
         ExecSync::TimedOut => Outcome::Failure(format!("command {:?} timed out", command.join(" "))),
@@ -329,6 +329,10 @@ mod tests {
 
     #[tokio::test]
     async fn exec_succeeds_on_exit_zero_and_fails_with_the_output_otherwise() {
+        async fn exec(command: &[String], env: &[(String, String)], _dir: Option<&str>, timeout: Duration) -> Outcome {
+            let ctx = crate::runtime::hostexec::Context { env: env.to_vec(), working_dir: None };
+            super::exec(command, crate::runtime::hostexec::exec_sync(command, &ctx, timeout, MAX_OUTPUT).await)
+        }
         let sh = |script: &str| vec!["sh".to_string(), "-c".to_string(), script.to_string()];
         let env = vec![("PATH".to_string(), std::env::var("PATH").unwrap_or_default()), ("WHO".to_string(), "app".to_string())];
         assert_eq!(exec(&sh("exit 0"), &env, None, SECOND).await, Outcome::Success);

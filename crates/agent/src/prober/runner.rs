@@ -12,19 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use client::events::{object_reference, EventType, Recorder};
-use client::Client;
 use k8s_openapi::api::core::v1::{Container, Pod, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use tokio::sync::Mutex;
 
 use super::handlers::{self, HttpGet, Outcome};
 use super::{ProbeResult, ProbeType};
-use crate::env;
-use crate::runtime::process::container_env;
-use crate::worker::pod_ref;
-
-/// A container's environment, in order.
-type Env = Vec<(String, String)>;
+use crate::runtime::{ExecSync, Runtime};
+use crate::worker::{pod_ref, PodIp};
 
 /// `timeoutSeconds` when unset.
 const DEFAULT_TIMEOUT_SECONDS: i32 = 1;
@@ -61,19 +55,17 @@ pub struct ContainerProber {
     pod: Arc<Pod>,
     container: Container,
     probe: Probe,
-    client: Client,
+    runtime: Arc<dyn Runtime>,
     recorder: Recorder,
     /// The pod's IP, which `httpGet` and `tcpSocket` connect to when the
-    /// probe names no host: the node's address in the process runtime.
-    pod_ip: String,
-    /// The environment an `exec` probe runs with, resolved once per run of
-    /// the container (ConfigMaps are read through the api-server).
-    exec_env: Mutex<Option<(String, Env)>>,
+    /// probe names no host: its sandbox's (the node's address when the pod
+    /// shares the host's network).
+    pod_ip: PodIp,
 }
 
 impl ContainerProber {
-    pub fn new(pod: Arc<Pod>, container: Container, probe: Probe, client: Client, recorder: Recorder, pod_ip: String) -> Self {
-        ContainerProber { pod, container, probe, client, recorder, pod_ip, exec_env: Mutex::new(None) }
+    pub fn new(pod: Arc<Pod>, container: Container, probe: Probe, runtime: Arc<dyn Runtime>, recorder: Recorder, pod_ip: PodIp) -> Self {
+        ContainerProber { pod, container, probe, runtime, recorder, pod_ip }
     }
 
     fn timeout(&self) -> Duration {
@@ -86,12 +78,13 @@ impl ContainerProber {
         let p = &self.probe;
         if let Some(action) = &p.exec {
             let command = action.command.clone().unwrap_or_default();
-            let env = match self.exec_env(container_id).await {
-                Ok(env) => env,
-                Err(e) => return Outcome::Error(e),
+            // The prober knows the run by the id the pod status shows.
+            let run = self.runtime.list_containers().await.into_iter().find(|c| c.container_id() == container_id);
+            let result = match run {
+                Some(run) => self.runtime.exec_sync(&run.id, &command, self.timeout(), handlers::MAX_OUTPUT).await,
+                None => ExecSync::NotStarted(format!("container {container_id} is not running")),
             };
-            let dir = self.container.working_dir.as_deref().filter(|d| !d.is_empty());
-            return handlers::exec(&command, &env, dir, self.timeout()).await;
+            return handlers::exec(&command, result);
         }
         if let Some(action) = &p.http_get {
             if action.scheme.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("https")) {
@@ -102,7 +95,7 @@ impl ContainerProber {
                 Err(e) => return Outcome::Error(e),
             };
             let req = HttpGet {
-                host: action.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| self.pod_ip.clone()),
+                host: action.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| self.pod_ip.get()),
                 port,
                 path: action.path.clone().unwrap_or_default(),
                 headers: action.http_headers.iter().flatten().map(|h| (h.name.clone(), h.value.clone())).collect(),
@@ -114,27 +107,13 @@ impl ContainerProber {
                 Ok(port) => port,
                 Err(e) => return Outcome::Error(e),
             };
-            let host = action.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| self.pod_ip.clone());
+            let host = action.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| self.pod_ip.get());
             return handlers::tcp_socket(&host, port, self.timeout()).await;
         }
         if p.grpc.is_some() {
             return Outcome::Error("gRPC probes are not supported by tinykube's agent; use an exec, httpGet or tcpSocket probe".into());
         }
         Outcome::Error("missing probe handler".into())
-    }
-
-    /// The container's environment for this run, resolved on first use.
-    async fn exec_env(&self, container_id: &str) -> Result<Env, String> {
-        let mut cached = self.exec_env.lock().await;
-        if let Some((id, env)) = cached.as_ref() {
-            if id == container_id {
-                return Ok(env.clone());
-            }
-        }
-        let resolved = env::resolve(&self.client, &self.pod, &self.container, &self.pod_ip).await.map_err(|e| e.0)?;
-        let full = container_env(&pod_ref(&self.pod), &resolved);
-        *cached = Some((container_id.to_string(), full.clone()));
-        Ok(full)
     }
 
     /// Records an event about the container, as upstream's
@@ -198,11 +177,13 @@ mod tests {
     }
 
     fn prober(probe: Probe) -> ContainerProber {
-        let client = Client::new("http://127.0.0.1:1").unwrap();
+        let client = client::Client::new("http://127.0.0.1:1").unwrap();
         let pod = Arc::new(Pod::default());
         let container = Container { name: "app".into(), ..Default::default() };
-        let recorder = Recorder::new(client.clone(), "kubelet", None);
-        ContainerProber::new(pod, container, probe, client, recorder, "127.0.0.1".into())
+        let recorder = Recorder::new(client, "kubelet", None);
+        let dir = std::env::temp_dir();
+        let runtime: Arc<dyn Runtime> = Arc::new(crate::runtime::process::ProcessRuntime::open(dir.join(format!("tinykube-prober-test-{}", std::process::id())), "/bin/false").unwrap());
+        ContainerProber::new(pod, container, probe, runtime, recorder, PodIp::new("127.0.0.1"))
     }
 
     #[tokio::test]

@@ -42,7 +42,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{ContainerConfig, ContainerEvent, ContainerState, ContainerStatus, PodRef, Runtime, RuntimeError};
+use super::hostexec;
+use super::{
+    ContainerConfig, ContainerEvent, ContainerState, ContainerStatus, ExecRequest, ExecSession, ExecSync, PodRef, RegistryAuth, Runtime,
+    RuntimeError, SandboxConfig, SandboxState, SandboxStatus,
+};
 use crate::shim::{ExitRecord, Handshake, ShimSpec};
 use crate::sys;
 
@@ -236,6 +240,7 @@ impl ProcessRuntime {
             name: r.container.clone(),
             attempt: r.attempt,
             image: r.image.clone(),
+            uri: format!("process://{}", r.pid),
             image_ref: format!("process://{}", r.image),
             state: ContainerState::Running,
             pid: Some(r.pid),
@@ -251,10 +256,8 @@ impl ProcessRuntime {
             name: r.container.clone(),
             attempt: r.attempt,
             image: r.image.clone(),
-            argv: Vec::new(),
-            env: Vec::new(),
-            working_dir: None,
             log_path: r.log_path.clone(),
+            ..Default::default()
         };
         let entry = Arc::new(Entry {
             config,
@@ -321,7 +324,7 @@ impl ProcessRuntime {
             log: config.log_path.clone(),
             exit_file: self.exit_path(id),
             cwd: config.working_dir.as_ref().map(PathBuf::from),
-            argv: config.argv.clone(),
+            argv: config.argv(),
             env: container_env(&config.pod, &config.env),
         };
         let mut cmd = tokio::process::Command::new(shim_program(&self.shim));
@@ -415,8 +418,43 @@ impl Runtime for ProcessRuntime {
         "process://0.1".into()
     }
 
+    // The process runtime has no sandbox: a pod shares the host's network
+    // (its IP is the node's) and nothing needs making or removing. Its
+    // sandbox id names the pod, so its status needs no record.
+    async fn run_pod_sandbox(&self, config: SandboxConfig) -> Result<String, RuntimeError> {
+        Ok(format!("{SANDBOX_PREFIX}{}", config.pod.uid))
+    }
+
+    async fn stop_pod_sandbox(&self, _id: &str) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    async fn remove_pod_sandbox(&self, _id: &str) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    async fn pod_sandbox_status(&self, id: &str) -> Result<SandboxStatus, RuntimeError> {
+        let uid = id.strip_prefix(SANDBOX_PREFIX).ok_or_else(|| RuntimeError::NotFound(id.to_string()))?;
+        let pod = self.lock().values().map(|e| e.config.pod.clone()).find(|p| p.uid == uid);
+        let pod = pod.unwrap_or(PodRef { uid: uid.to_string(), ..Default::default() });
+        Ok(SandboxStatus { id: id.to_string(), pod, attempt: 0, state: SandboxState::Ready, ip: None })
+    }
+
+    async fn list_pod_sandboxes(&self) -> Vec<SandboxStatus> {
+        Vec::new()
+    }
+
+    async fn image_status(&self, image: &str) -> Result<Option<String>, RuntimeError> {
+        // Images are recorded, never used: every image is "present".
+        Ok(Some(format!("process://{image}")))
+    }
+
+    async fn pull_image(&self, image: &str, _auths: &[RegistryAuth]) -> Result<String, RuntimeError> {
+        Ok(format!("process://{image}"))
+    }
+
     async fn create_container(&self, config: ContainerConfig) -> Result<String, RuntimeError> {
-        if config.argv.is_empty() {
+        if config.argv().is_empty() {
             return Err(RuntimeError::InvalidConfig(format!(
                 "container {:?} has no command: the process runtime cannot run image {:?} without one (set `command`)",
                 config.name, config.image
@@ -440,6 +478,7 @@ impl Runtime for ProcessRuntime {
             name: config.name.clone(),
             attempt: config.attempt,
             image: config.image.clone(),
+            uri: format!("process://{id}"),
             image_ref: format!("process://{}", config.image),
             state: ContainerState::Created,
             pid: None,
@@ -510,6 +549,7 @@ impl Runtime for ProcessRuntime {
         }
         entry.status.send_modify(|s| {
             s.state = ContainerState::Running;
+            s.uri = format!("process://{pid}");
             s.pid = Some(pid);
             s.started_at = Some(started_at);
         });
@@ -584,8 +624,34 @@ impl Runtime for ProcessRuntime {
         Ok(self.entry(id)?.config.log_path.clone())
     }
 
+    async fn exec_sync(&self, id: &str, command: &[String], timeout: Duration, limit: usize) -> ExecSync {
+        match self.exec_context(id) {
+            Ok(ctx) => hostexec::exec_sync(command, &ctx, timeout, limit).await,
+            Err(e) => ExecSync::NotStarted(e.to_string()),
+        }
+    }
+
+    async fn exec(&self, id: &str, request: ExecRequest) -> Result<ExecSession, RuntimeError> {
+        Ok(hostexec::exec(self.exec_context(id)?, request))
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<ContainerEvent> {
         self.events.subscribe()
+    }
+}
+
+/// The process runtime's sandbox ids: the prefix, then the pod's uid.
+const SANDBOX_PREFIX: &str = "process-sandbox-";
+
+impl ProcessRuntime {
+    /// What a command exec'd "into" a running container gets: the
+    /// environment and directory of the container's main process.
+    fn exec_context(&self, id: &str) -> Result<hostexec::Context, RuntimeError> {
+        let status = self.entry(id)?.snapshot();
+        match status.pid {
+            Some(pid) if status.is_running() => Ok(hostexec::Context::of_process(pid)?),
+            _ => Err(RuntimeError::WrongState { id: id.to_string(), state: status.state }),
+        }
     }
 }
 
@@ -624,9 +690,9 @@ mod tests {
             name: name.into(),
             attempt: 0,
             image: "busybox".into(),
-            argv: argv.iter().map(|s| s.to_string()).collect(),
+            command: argv.iter().map(|s| s.to_string()).collect(),
             env: vec![("FOO".into(), "bar".into())],
-            working_dir: None,
+            ..Default::default()
         }
     }
 
