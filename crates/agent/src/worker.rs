@@ -206,6 +206,8 @@ pub struct PodWorker {
     sandbox_attempt: Option<i32>,
     pod_ip: PodIp,
     images: ImageManager,
+    /// After a failed sandbox start, no new try before this.
+    sandbox_retry_at: Option<Instant>,
 }
 
 fn rv(pod: &Pod) -> u64 {
@@ -216,7 +218,8 @@ impl PodWorker {
     pub fn new(ctx: Arc<Context>) -> Self {
         let backoff = Backoff::new(ctx.backoff_base, ctx.backoff_cap);
         let images = ImageManager::new(ctx.backoff_base, ctx.backoff_cap);
-        let pod_ip = PodIp::new(&ctx.node_address);
+        // No IP until the sandbox runs.
+        let pod_ip = PodIp::default();
         PodWorker {
             ctx,
             records: HashMap::new(),
@@ -228,6 +231,7 @@ impl PodWorker {
             sandbox_attempt: None,
             pod_ip,
             images,
+            sandbox_retry_at: None,
         }
     }
 
@@ -340,7 +344,11 @@ impl PodWorker {
             return self.terminate(pod).await;
         }
         let spec = pod.spec.clone().unwrap_or_default();
+        if let Some(at) = self.sandbox_retry_at.filter(|at| *at > Instant::now()) {
+            return Outcome::Wait(Some(at));
+        }
         if let Err(message) = self.ensure_sandbox(pod).await {
+            self.sandbox_retry_at = Some(Instant::now() + self.ctx.backoff_base);
             tracing::warn!(pod = ?pod.metadata.name, error = %message, "cannot run the pod sandbox");
             self.ctx.recorder.record(pod.as_ref(), EventType::Warning, "FailedCreatePodSandBox", &format!("Failed to create pod sandbox: {message}")).await;
             let views: Vec<ContainerView> = spec
@@ -371,8 +379,8 @@ impl PodWorker {
             views.push(self.sync_container(pod, c, &policy, finished, &mut wake).await);
         }
         self.apply_probes(&mut views, &policy, finished);
-        let pod_ip = self.pod_ip.get();
-        let new_status = status::pod_status(pod, &views, &self.ctx.node_address, Some(&pod_ip), false, &api::time::now());
+        let pod_ip = Some(self.pod_ip.get()).filter(|ip| !ip.is_empty() && self.sandbox.is_some());
+        let new_status = status::pod_status(pod, &views, &self.ctx.node_address, pod_ip.as_deref(), false, &api::time::now());
         if !self.write_status(pod, new_status).await {
             wake = earliest(wake, Instant::now() + RETRY);
         }
@@ -576,7 +584,12 @@ impl PodWorker {
         }
         let spec = pod.spec.clone().unwrap_or_default();
         let p = pod_ref(pod);
-        let attempt = self.sandbox_attempt.map_or(0, |a| a + 1);
+        // A failed try is made again under the same attempt.
+        let attempt = match (self.sandbox_attempt, self.sandbox_retry_at) {
+            (Some(a), Some(_)) => a,
+            (Some(a), None) => a + 1,
+            (None, _) => 0,
+        };
         self.sandbox_attempt = Some(attempt);
         let config = SandboxConfig {
             hostname: spec.hostname.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| p.name.clone()),
@@ -587,6 +600,7 @@ impl PodWorker {
         };
         let id = runtime.run_pod_sandbox(config).await.map_err(|e| e.to_string())?;
         let status = runtime.pod_sandbox_status(&id).await.map_err(|e| e.to_string())?;
+        self.sandbox_retry_at = None;
         self.pod_ip.set(status.ip.as_deref().unwrap_or(&self.ctx.node_address));
         self.sandbox = Some(status);
         Ok(())
@@ -728,8 +742,8 @@ impl PodWorker {
                 }
             })
             .collect();
-        let pod_ip = self.pod_ip.get();
-        let final_status = status::pod_status(pod, &views, &self.ctx.node_address, Some(&pod_ip), true, &api::time::now());
+        let pod_ip = Some(self.pod_ip.get()).filter(|ip| !ip.is_empty());
+        let final_status = status::pod_status(pod, &views, &self.ctx.node_address, pod_ip.as_deref(), true, &api::time::now());
         self.write_status(pod, final_status).await;
         self.remove_all().await;
         let p = pod_ref(pod);

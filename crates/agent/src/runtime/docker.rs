@@ -119,6 +119,10 @@ pub struct DockerRuntime {
     network: String,
     /// Built on first use; `None` until then.
     pause_image: tokio::sync::Mutex<Option<String>>,
+    /// Whether the engine may lower a container's `oom_score_adj` below 0
+    /// (it needs CAP_SYS_RESOURCE, which a Docker Engine inside a container
+    /// may lack); learned with the pause image.
+    negative_oom_score_adj: std::sync::atomic::AtomicBool,
     /// What the runtime knows of each of its containers, kept fresh by
     /// the event stream and by its own calls.
     cache: Mutex<HashMap<String, ContainerStatus>>,
@@ -263,10 +267,35 @@ fn pause_files(binary: &Path) -> std::io::Result<Vec<PathBuf>> {
         .filter(|p| p.starts_with('/') && (p.contains(".so")))
         .map(PathBuf::from)
         .collect();
+    // The dynamic loader at the path the binary names (the mappings show
+    // where its symlink leads instead).
+    files.extend(interpreter(&std::fs::read(binary)?).map(PathBuf::from));
     files.sort();
     files.dedup();
     files.insert(0, binary.to_path_buf());
     Ok(files)
+}
+
+/// The program interpreter (`PT_INTERP`) a 64-bit little-endian ELF file
+/// names, e.g. `/lib64/ld-linux-x86-64.so.2`; `None` for a static binary.
+fn interpreter(elf: &[u8]) -> Option<String> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(elf.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(elf.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(elf.get(at..at + 8)?.try_into().ok()?));
+    if elf.get(..5)? != b"\x7fELF\x02" {
+        return None;
+    }
+    let (phoff, phentsize, phnum) = (usize::try_from(u64_at(0x20)?).ok()?, usize::from(u16_at(0x36)?), usize::from(u16_at(0x38)?));
+    (0..phnum).find_map(|i| {
+        let ph = phoff + i * phentsize;
+        const PT_INTERP: u32 = 3;
+        if u32_at(ph)? != PT_INTERP {
+            return None;
+        }
+        let (offset, size) = (usize::try_from(u64_at(ph + 8)?).ok()?, usize::try_from(u64_at(ph + 32)?).ok()?);
+        let raw = elf.get(offset..offset + size)?;
+        Some(String::from_utf8_lossy(raw).trim_end_matches('\0').to_string())
+    })
 }
 
 /// The build context of the pause image: a Dockerfile and the files, the
@@ -274,6 +303,8 @@ fn pause_files(binary: &Path) -> std::io::Result<Vec<PathBuf>> {
 fn pause_context(binary: &Path) -> std::io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
     tar.follow_symlinks(true);
+    // The classic builder cannot read GNU sparse entries.
+    tar.sparse(false);
     let dockerfile = b"FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/tinykube\", \"pause\"]\n";
     let mut header = tar::Header::new_gnu();
     header.set_size(dockerfile.len() as u64);
@@ -309,6 +340,7 @@ impl DockerRuntime {
             network,
             config,
             pause_image: tokio::sync::Mutex::new(None),
+            negative_oom_score_adj: std::sync::atomic::AtomicBool::new(true),
             cache: Mutex::new(HashMap::new()),
             copiers: Mutex::new(HashMap::new()),
             events,
@@ -474,8 +506,33 @@ impl DockerRuntime {
                 }
             }
         }
+        self.check_negative_oom_score_adj(&tag).await;
         *image = Some(tag.clone());
         Ok(tag)
+    }
+
+    /// Starts a throw-away pause container with a negative `oom_score_adj`
+    /// to learn whether the engine may set one.
+    async fn check_negative_oom_score_adj(&self, image: &str) {
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            labels: Some(HashMap::from([(LABEL_NODE.to_string(), self.config.node_name.clone())])),
+            host_config: Some(HostConfig { oom_score_adj: Some(-998), network_mode: Some("none".into()), ..Default::default() }),
+            ..Default::default()
+        };
+        let Ok(created) = self.docker.create_container(None::<CreateContainerOptions>, body).await else { return };
+        let allowed = self.docker.start_container(&created.id, None).await.is_ok();
+        let _ = self.docker.remove_container(&created.id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+        if !allowed {
+            tracing::warn!("this Docker Engine may not lower a container's oom_score_adj (it lacks CAP_SYS_RESOURCE): Guaranteed containers and sandboxes run with 0 instead");
+        }
+        self.negative_oom_score_adj.store(allowed, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The OOM score adjustment the engine can apply.
+    fn oom_score_adj(&self, wanted: i32) -> i64 {
+        let allowed = self.negative_oom_score_adj.load(std::sync::atomic::Ordering::Relaxed);
+        i64::from(if allowed { wanted } else { wanted.max(0) })
     }
 
     /// The labels of every object this runtime makes for a pod.
@@ -636,7 +693,7 @@ impl Runtime for DockerRuntime {
                 // The pod's containers join its IPC namespace too.
                 ipc_mode: Some("shareable".into()),
                 // The pause container is the last to be OOM-killed.
-                oom_score_adj: Some(-998),
+                oom_score_adj: Some(self.oom_score_adj(-998)),
                 ..Default::default()
             }),
             networking_config: (!config.host_network).then(|| NetworkingConfig {
@@ -798,7 +855,7 @@ impl Runtime for DockerRuntime {
                 cpu_shares: r.cpu_shares,
                 cpu_quota: r.cpu_quota,
                 cpu_period: r.cpu_period,
-                oom_score_adj: r.oom_score_adj.map(i64::from),
+                oom_score_adj: r.oom_score_adj.map(|adj| self.oom_score_adj(adj)),
                 privileged: Some(s.privileged),
                 readonly_rootfs: Some(s.read_only_root_filesystem),
                 ..Default::default()
@@ -1001,5 +1058,7 @@ mod tests {
         let files = pause_files(&exe).unwrap();
         assert_eq!(files[0], exe);
         assert!(files.iter().any(|f| f.to_string_lossy().contains("libc.so")), "{files:?}");
+        let named = interpreter(&std::fs::read(&exe).unwrap()).expect("a dynamically linked test binary");
+        assert!(files.contains(&PathBuf::from(&named)), "{named} in {files:?}");
     }
 }
