@@ -14,8 +14,10 @@
 //! `prober`): the worker hands them in with the container's view, so this
 //! module stays a pure function of what it is given.
 //!
-//! Where tinykube simplifies: init containers are not run, so
-//! `Initialized` is always true.
+//! Init containers have their own `initContainerStatuses[]`; until every
+//! one has exited 0 the pod is `Pending` and not `Initialized` (kubectl
+//! shows `Init:1/2`), and with `restartPolicy: Never` a failed one fails
+//! the pod.
 //!
 //! The pod's IP is its sandbox's (`None` while there is no sandbox yet);
 //! `PodReadyToStartContainers` says whether that sandbox runs.
@@ -160,13 +162,27 @@ fn condition(old: &[PodCondition], type_: &str, ok: bool, reason: Option<&str>, 
 }
 
 /// The whole pod status, from the container views (in spec order).
-pub fn pod_status(pod: &Pod, views: &[ContainerView], host_ip: &str, pod_ip: Option<&str>, terminal: bool, now: &Time) -> PodStatus {
+pub fn pod_status(pod: &Pod, init: &[ContainerView], views: &[ContainerView], host_ip: &str, pod_ip: Option<&str>, terminal: bool, now: &Time) -> PodStatus {
     let old = pod.status.clone().unwrap_or_default();
     let old_conditions = old.conditions.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
     let statuses: Vec<ContainerStatus> = views.iter().map(container_status).collect();
+    let init_statuses: Vec<ContainerStatus> = init
+        .iter()
+        .map(|v| ContainerStatus { ready: false, started: Some(matches!(v.current, Current::Running { .. })), ..container_status(v) })
+        .collect();
+    let exited = |v: &&ContainerView, ok: bool| matches!(&v.current, Current::Terminated(t) if (t.exit_code == 0) == ok);
+    let incomplete: Vec<&str> = init.iter().filter(|v| !exited(v, true)).map(|v| v.name.as_str()).collect();
+    let initialized = incomplete.is_empty();
     let restart_policy = spec.restart_policy.as_deref().unwrap_or("Always");
-    let phase = pod_phase(&spec.containers, &statuses, restart_policy, terminal);
+    let init_failed = restart_policy == "Never" && init.iter().any(|v| exited(&v, false));
+    let phase = if init_failed {
+        "Failed"
+    } else if !initialized {
+        "Pending"
+    } else {
+        pod_phase(&spec.containers, &statuses, restart_policy, terminal)
+    };
     let finished = phase == "Succeeded" || phase == "Failed";
 
     let unready: Vec<&str> = statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
@@ -182,7 +198,12 @@ pub fn pod_status(pod: &Pod, views: &[ContainerView], host_ip: &str, pod_ip: Opt
     let mut conditions = vec![
         // The sandbox runs (it has an IP) until the pod is finished.
         condition(&old_conditions, "PodReadyToStartContainers", pod_ip.is_some() && !finished, None, None, now),
-        condition(&old_conditions, "Initialized", true, None, None, now),
+        if initialized {
+            condition(&old_conditions, "Initialized", true, None, None, now)
+        } else {
+            let message = format!("containers with incomplete status: [{}]", incomplete.join(" "));
+            condition(&old_conditions, "Initialized", false, Some("ContainersNotInitialized"), Some(message), now)
+        },
         condition(&old_conditions, "Ready", all_ready, ready_reason, ready_message.clone(), now),
         condition(&old_conditions, "ContainersReady", all_ready, ready_reason, ready_message, now),
     ];
@@ -201,6 +222,7 @@ pub fn pod_status(pod: &Pod, views: &[ContainerView], host_ip: &str, pod_ip: Opt
         pod_ips: pod_ip.map(|ip| vec![PodIP { ip: ip.into() }]).or(old.pod_ips.clone()),
         start_time: old.start_time.clone().or_else(|| Some(now.clone())),
         container_statuses: Some(statuses),
+        init_container_statuses: Some(init_statuses).filter(|s| !s.is_empty()),
         qos_class: old.qos_class.clone(),
         ..Default::default()
     }
@@ -247,6 +269,33 @@ mod tests {
     }
 
     #[test]
+    fn init_containers_hold_the_pod_pending_until_each_exits_zero() {
+        let waiting_app = || view("app", waiting("PodInitializing"), None);
+        // (policy, init views, phase, Initialized, its message)
+        let table: Vec<(&str, Vec<ContainerView>, &str, &str, Option<&str>)> = vec![
+            ("Always", vec![view("a", running(), None), view("b", waiting("PodInitializing"), None)], "Pending", "False",
+                Some("containers with incomplete status: [a b]")),
+            ("Always", vec![view("a", Current::Terminated(exited(0)), None), view("b", Current::Terminated(exited(1)), None)], "Pending", "False",
+                Some("containers with incomplete status: [b]")),
+            ("Never", vec![view("a", Current::Terminated(exited(1)), None)], "Failed", "False", Some("containers with incomplete status: [a]")),
+            ("Always", vec![view("a", Current::Terminated(exited(0)), None)], "Running", "True", None),
+        ];
+        for (policy, init, want_phase, want_init, want_message) in table {
+            let p = pod(policy, &["app"]);
+            let initialized = want_init == "True";
+            let apps = if initialized { vec![view("app", running(), None)] } else { vec![waiting_app()] };
+            let status = pod_status(&p, &init, &apps, "10.0.0.1", Some("10.88.0.2"), false, &t(5));
+            assert_eq!(status.phase.as_deref(), Some(want_phase), "{policy} {init:?}");
+            let cond = status.conditions.unwrap().into_iter().find(|c| c.type_ == "Initialized").unwrap();
+            assert_eq!((cond.status.as_str(), cond.message.as_deref()), (want_init, want_message));
+            let inits = status.init_container_statuses.unwrap();
+            assert_eq!(inits.len(), init.len());
+            assert!(inits.iter().all(|s| !s.ready), "init containers are never ready");
+            assert_eq!(status.pod_ip.as_deref(), Some("10.88.0.2"));
+        }
+    }
+
+    #[test]
     fn phase_follows_container_states_and_restart_policy() {
         // (restart policy, [(current, lastState.terminated)], terminal, phase)
         type Row = (&'static str, Vec<(Current, Option<ContainerStateTerminated>)>, bool, &'static str);
@@ -271,7 +320,7 @@ mod tests {
             let p = pod(policy, &name_refs);
             let views: Vec<ContainerView> =
                 containers.into_iter().zip(&names).map(|((cur, last), n)| view(n, cur, last)).collect();
-            let status = pod_status(&p, &views, "10.0.0.1", Some("10.0.0.1"), terminal, &t(5));
+            let status = pod_status(&p, &[], &views, "10.0.0.1", Some("10.0.0.1"), terminal, &t(5));
             assert_eq!(status.phase.as_deref(), Some(want), "row {i}: {policy}");
         }
     }
@@ -296,7 +345,7 @@ mod tests {
             ..Default::default()
         });
         let views = vec![view("a", waiting("CrashLoopBackOff"), Some(exited(1))), view("b", waiting("ContainerCreating"), None)];
-        let status = pod_status(&p, &views, "10.0.0.1", Some("10.0.0.1"), false, &t(5));
+        let status = pod_status(&p, &[], &views, "10.0.0.1", Some("10.0.0.1"), false, &t(5));
         let conds = status.conditions.unwrap();
         let types: Vec<&str> = conds.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]);
@@ -313,9 +362,9 @@ mod tests {
     fn recomputing_an_unchanged_status_gives_the_same_object() {
         let mut p = pod("Always", &["a"]);
         let views = vec![view("a", running(), None)];
-        let first = pod_status(&p, &views, "10.0.0.1", Some("10.0.0.1"), false, &t(5));
+        let first = pod_status(&p, &[], &views, "10.0.0.1", Some("10.0.0.1"), false, &t(5));
         p.status = Some(first.clone());
-        let second = pod_status(&p, &views, "10.0.0.1", Some("10.0.0.1"), false, &t(99));
+        let second = pod_status(&p, &[], &views, "10.0.0.1", Some("10.0.0.1"), false, &t(99));
         assert_eq!(first, second);
         let ready = first.conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!(ready.status, "True");
@@ -334,7 +383,7 @@ mod tests {
         ] {
             let mut web = view("web", running(), None);
             (web.started, web.ready) = (started, ready);
-            let status = pod_status(&p, &[web, view("sidecar", running(), None)], "10.0.0.1", Some("10.0.0.1"), false, &t(5));
+            let status = pod_status(&p, &[], &[web, view("sidecar", running(), None)], "10.0.0.1", Some("10.0.0.1"), false, &t(5));
             let s = &status.container_statuses.as_ref().unwrap()[0];
             let conds = status.conditions.unwrap();
             let ready_cond = conds.iter().find(|c| c.type_ == "Ready").unwrap();

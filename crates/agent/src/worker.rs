@@ -305,7 +305,11 @@ impl PodWorker {
                 rec.instance = Some(c.id.clone());
             }
         }
-        let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
+        let statuses: Vec<_> = pod
+            .status
+            .as_ref()
+            .map(|s| s.init_container_statuses.iter().flatten().chain(s.container_statuses.iter().flatten()).cloned().collect())
+            .unwrap_or_default();
         for s in statuses {
             let rec = self.records.entry(s.name.clone()).or_default();
             let state = s.state.clone().unwrap_or_default();
@@ -351,21 +355,10 @@ impl PodWorker {
             self.sandbox_retry_at = Some(Instant::now() + self.ctx.backoff_base);
             tracing::warn!(pod = ?pod.metadata.name, error = %message, "cannot run the pod sandbox");
             self.ctx.recorder.record(pod.as_ref(), EventType::Warning, "FailedCreatePodSandBox", &format!("Failed to create pod sandbox: {message}")).await;
-            let views: Vec<ContainerView> = spec
-                .containers
-                .iter()
-                .map(|c| ContainerView {
-                    name: c.name.clone(),
-                    image: c.image.clone().unwrap_or_default(),
-                    image_id: String::new(),
-                    restart_count: self.records.get(&c.name).map_or(0, |r| r.restart_count),
-                    current: Current::Waiting { reason: "ContainerCreating".into(), message: None },
-                    last_terminated: None,
-                    started: false,
-                    ready: false,
-                })
-                .collect();
-            let new_status = status::pod_status(pod, &views, &self.ctx.node_address, None, false, &api::time::now());
+            let waiting = |list: &[Container]| -> Vec<ContainerView> { list.iter().map(|c| waiting_view(c, self.records.get(&c.name), "ContainerCreating")).collect() };
+            let init_views = waiting(spec.init_containers.as_deref().unwrap_or_default());
+            let views = waiting(&spec.containers);
+            let new_status = status::pod_status(pod, &init_views, &views, &self.ctx.node_address, None, false, &api::time::now());
             self.write_status(pod, new_status).await;
             return Outcome::Wait(Some(Instant::now() + self.ctx.backoff_base));
         }
@@ -374,13 +367,33 @@ impl PodWorker {
         // A pod that already finished never runs anything again.
         let finished = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
         let mut wake: Option<Instant> = None;
+        // Init containers run one at a time, in order, each to a clean exit,
+        // before any app container starts. A failed one runs again (the
+        // pod's `Always` means `OnFailure` for them), unless the pod's policy
+        // is `Never`: then the pod has failed.
+        let init_policy = if policy == "Never" { "Never" } else { "OnFailure" };
+        let mut init_views = Vec::new();
+        let mut initialized = true;
+        for c in spec.init_containers.iter().flatten() {
+            if !initialized {
+                init_views.push(waiting_view(c, self.records.get(&c.name), "PodInitializing"));
+                continue;
+            }
+            let v = self.sync_container(pod, c, init_policy, finished, &mut wake).await;
+            initialized = matches!(&v.current, Current::Terminated(t) if t.exit_code == 0);
+            init_views.push(v);
+        }
         let mut views = Vec::with_capacity(spec.containers.len());
         for c in &spec.containers {
-            views.push(self.sync_container(pod, c, &policy, finished, &mut wake).await);
+            if initialized {
+                views.push(self.sync_container(pod, c, &policy, finished, &mut wake).await);
+            } else {
+                views.push(waiting_view(c, self.records.get(&c.name), "PodInitializing"));
+            }
         }
         self.apply_probes(&mut views, &policy, finished);
         let pod_ip = Some(self.pod_ip.get()).filter(|ip| !ip.is_empty() && self.sandbox.is_some());
-        let new_status = status::pod_status(pod, &views, &self.ctx.node_address, pod_ip.as_deref(), false, &api::time::now());
+        let new_status = status::pod_status(pod, &init_views, &views, &self.ctx.node_address, pod_ip.as_deref(), false, &api::time::now());
         if !self.write_status(pod, new_status).await {
             wake = earliest(wake, Instant::now() + RETRY);
         }
@@ -718,32 +731,18 @@ impl PodWorker {
     async fn terminate(&mut self, pod: &Arc<Pod>) -> Outcome {
         let grace = grace_period(pod).max(MINIMUM_GRACE);
         self.stop_all(pod, grace).await;
-        let views: Vec<ContainerView> = pod
-            .spec
-            .as_ref()
-            .map(|s| s.containers.clone())
-            .unwrap_or_default()
-            .iter()
-            .map(|c| {
-                let rec = self.records.get(&c.name);
-                let current = match rec.and_then(|r| r.ended.clone()) {
-                    Some(t) => Current::Terminated(t),
-                    None => Current::Waiting { reason: "ContainerCreating".into(), message: None },
-                };
-                ContainerView {
-                    name: c.name.clone(),
-                    image: c.image.clone().unwrap_or_default(),
-                    image_id: rec.map(|r| r.image_id.clone()).unwrap_or_default(),
-                    restart_count: rec.map(|r| r.restart_count).unwrap_or(0),
-                    current,
-                    last_terminated: rec.and_then(|r| r.last_terminated.clone()),
-                    started: false,
-                    ready: false,
-                }
-            })
-            .collect();
+        let spec = pod.spec.clone().unwrap_or_default();
+        let view = |c: &Container| {
+            let rec = self.records.get(&c.name);
+            match rec.and_then(|r| r.ended.clone()) {
+                Some(t) => ContainerView { current: Current::Terminated(t), ..waiting_view(c, rec, "") },
+                None => waiting_view(c, rec, "ContainerCreating"),
+            }
+        };
+        let init_views: Vec<ContainerView> = spec.init_containers.iter().flatten().map(view).collect();
+        let views: Vec<ContainerView> = spec.containers.iter().map(view).collect();
         let pod_ip = Some(self.pod_ip.get()).filter(|ip| !ip.is_empty());
-        let final_status = status::pod_status(pod, &views, &self.ctx.node_address, pod_ip.as_deref(), true, &api::time::now());
+        let final_status = status::pod_status(pod, &init_views, &views, &self.ctx.node_address, pod_ip.as_deref(), true, &api::time::now());
         self.write_status(pod, final_status).await;
         self.remove_all().await;
         let p = pod_ref(pod);
@@ -844,6 +843,20 @@ pub fn security(spec: &k8s_openapi::api::core::v1::PodSpec, c: &Container) -> Se
         run_as_group: own.run_as_group.or(pod.run_as_group),
         privileged: own.privileged == Some(true),
         read_only_root_filesystem: own.read_only_root_filesystem == Some(true),
+    }
+}
+
+/// The view of a container that has not started yet and waits for `reason`.
+fn waiting_view(c: &Container, rec: Option<&Record>, reason: &str) -> ContainerView {
+    ContainerView {
+        name: c.name.clone(),
+        image: c.image.clone().unwrap_or_default(),
+        image_id: rec.map(|r| r.image_id.clone()).unwrap_or_default(),
+        restart_count: rec.map_or(0, |r| r.restart_count),
+        current: Current::Waiting { reason: reason.into(), message: None },
+        last_terminated: rec.and_then(|r| r.last_terminated.clone()),
+        started: false,
+        ready: false,
     }
 }
 
