@@ -59,6 +59,7 @@
 //!   worker folds into the status.
 //! - [`status`]: pod status and phase as pure functions.
 //! - [`backoff`]: crash-loop back-off.
+//! - [`lifecycle`]: `postStart` and `preStop` hooks.
 //! - [`env`](mod@env): a container's environment (fieldRef, ConfigMap and Secret keys).
 //! - [`runtime`]: the CRI-shaped [`runtime::Runtime`] trait, the docker and
 //!   process runtimes.
@@ -75,6 +76,7 @@ pub mod env;
 pub mod exec;
 pub mod images;
 pub mod lease;
+pub mod lifecycle;
 pub mod logs;
 pub mod node;
 pub mod prober;

@@ -53,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::{go_duration, Backoff};
 use crate::env;
 use crate::images::ImageManager;
+use crate::lifecycle;
 use crate::prober::{self, runner::ContainerProber, ContainerNow};
 use crate::runtime::{
     ContainerConfig, ContainerState, ContainerStatus, PodRef, PortMapping, Resources, Runtime, RuntimeError, SandboxConfig, SandboxState,
@@ -568,6 +569,13 @@ impl PodWorker {
         match runtime.start_container(&id).await {
             Ok(()) => {
                 self.ctx.recorder.record(pod.as_ref(), EventType::Normal, "Started", &format!("Started container {}", c.name)).await;
+                if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+                    if let Err(message) = lifecycle::run(runtime.as_ref(), &id, hook, c, &pod_ip, grace_period(pod)).await {
+                        self.ctx.recorder.record(pod.as_ref(), EventType::Warning, "FailedPostStartHook", &message).await;
+                        self.ctx.recorder.record(pod.as_ref(), EventType::Normal, "Killing", &format!("FailedPostStartHook: container {} will be restarted", c.name)).await;
+                        let _ = runtime.stop_container(&id, grace_period(pod).max(MINIMUM_GRACE)).await;
+                    }
+                }
             }
             Err(e) => {
                 self.ctx.recorder.record(pod.as_ref(), EventType::Warning, "Failed", &format!("Error: {e}")).await;
@@ -700,6 +708,8 @@ impl PodWorker {
     async fn stop_all(&mut self, pod: &Pod, grace: Duration) {
         let runtime = self.ctx.runtime.clone();
         let mut stops = Vec::new();
+        let spec = pod.spec.clone().unwrap_or_default();
+        let pod_ip = self.pod_ip.get();
         for (name, rec) in &self.records {
             let Some(id) = rec.instance.clone() else { continue };
             let running = runtime.container_status(&id).await.is_ok_and(|s| s.is_running());
@@ -708,8 +718,20 @@ impl PodWorker {
             }
             self.ctx.recorder.record(pod, EventType::Normal, "Killing", &format!("Stopping container {name}")).await;
             let runtime = runtime.clone();
+            let container = spec.containers.iter().find(|c| &c.name == name).cloned();
+            let (recorder, pod_ip) = (self.ctx.recorder.clone(), pod_ip.clone());
             stops.push(async move {
-                if let Err(e) = runtime.stop_container(&id, grace).await {
+                // The preStop hook runs inside the grace period; what it
+                // leaves of it is the container's time to stop.
+                let began = Instant::now();
+                let hook = container.as_ref().and_then(|c| c.lifecycle.as_ref()?.pre_stop.clone().map(|h| (c.clone(), h)));
+                if let Some((c, hook)) = hook {
+                    if let Err(message) = lifecycle::run(runtime.as_ref(), &id, &hook, &c, &pod_ip, grace).await {
+                        recorder.record(pod, EventType::Warning, "FailedPreStopHook", &message).await;
+                    }
+                }
+                let left = grace.saturating_sub(began.elapsed()).max(MINIMUM_GRACE.min(grace));
+                if let Err(e) = runtime.stop_container(&id, left).await {
                     tracing::warn!(container = %id, error = %e, "cannot stop container");
                 }
             });
