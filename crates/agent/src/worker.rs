@@ -1000,19 +1000,35 @@ mod tests {
             found
         }
 
+        /// When attempt `n` printed its first line (each attempt prints
+        /// one), from its CRI log record.
+        fn first_output(dir: &Path, n: i32) -> Option<jiff::Timestamp> {
+            let data = std::fs::read(dir.join(format!("pods/default_web_uid-w/app/{n}.log"))).ok()?;
+            let line = data.split(|b| *b == b'\n').next()?;
+            crate::crilog::parse(line).map(|r| r.time)
+        }
+
         #[tokio::test]
         async fn a_crashing_container_restarts_with_growing_backoff() {
             let dir = tempfile::tempdir().unwrap();
             let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(dir.path().join("state"), shim_binary()).unwrap());
             let (_tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), pod("Always", "echo run; exit 1"));
-            // Waits: 0 (immediate first restart), 200 ms, 400 ms, 800 ms.
-            tokio::time::sleep(Duration::from_millis(1000)).await;
-            let early = attempts(dir.path());
-            assert!(early.len() >= 3 && early.len() <= 4, "restarts so far: {early:?}");
-            tokio::time::sleep(Duration::from_millis(1200)).await;
-            let later = attempts(dir.path());
-            assert_eq!(later, (0..later.len() as i32).collect::<Vec<_>>(), "one log per attempt, in order");
-            assert!(later.len() > early.len() && later.len() <= 6, "back-off slows restarts: {later:?}");
+            // Waits between attempts: 0 (the first restart is immediate),
+            // then the back-off: 200 ms, 400 ms, 800 ms (the cap).
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            let starts: Vec<jiff::Timestamp> = loop {
+                let found: Vec<_> = (0..5).map_while(|n| first_output(dir.path(), n)).collect();
+                if found.len() == 5 {
+                    break found;
+                }
+                assert!(std::time::Instant::now() < deadline, "only {} attempts ran: {:?}", found.len(), attempts(dir.path()));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            let gap = |n: usize| (starts[n] - starts[n - 1]).total(jiff::Unit::Millisecond).unwrap();
+            for (n, backoff_ms) in [(2, 200.0), (3, 400.0), (4, 800.0)] {
+                assert!(gap(n) >= backoff_ms * 0.9, "attempt {n} came {}ms after the one before, back-off {backoff_ms}ms", gap(n));
+            }
+            assert!(gap(4) > gap(2), "back-off grows: {:?}", (1..5).map(gap).collect::<Vec<_>>());
             assert!(runtime.list_containers().await.len() <= 1, "exited attempts are removed");
             cancel.cancel();
             handle.await.unwrap();
@@ -1023,7 +1039,13 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(dir.path().join("state"), shim_binary()).unwrap());
             let (_tx, cancel, handle) = spawn_worker(context(dir.path(), runtime.clone()), pod("Never", "exit 0"));
-            tokio::time::sleep(Duration::from_millis(600)).await;
+            // Long enough for two back-offs (200 ms, 400 ms): a restart would have come.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !runtime.list_containers().await.iter().any(|c| c.exit_code == Some(0)) {
+                assert!(std::time::Instant::now() < deadline, "the container never exited");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(700)).await;
             assert_eq!(attempts(dir.path()), [0]);
             let only = runtime.list_containers().await;
             assert_eq!((only.len(), only[0].exit_code), (1, Some(0)));
