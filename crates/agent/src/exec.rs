@@ -28,9 +28,13 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tonic::Status;
 
-use crate::runtime::{self, ExecRequest, ExecSession};
-use crate::service::{pick_container, AgentService, ExecStream};
-use crate::worker::pod_ref;
+use std::sync::Arc;
+
+use crate::pods::{self, pick_container, pod_ref, PodLookup};
+use crate::runtime::{self, ExecRequest, ExecSession, Runtime};
+
+/// The stream of an `Exec` reply.
+pub type ExecStream = std::pin::Pin<Box<dyn Stream<Item = Result<ExecOutput, Status>> + Send>>;
 
 type Tx = mpsc::Sender<Result<ExecOutput, Status>>;
 
@@ -38,7 +42,7 @@ type Tx = mpsc::Sender<Result<ExecOutput, Status>>;
 /// (upstream's errors), then runs the command and streams its output.
 /// Once the command is under way every failure is reported in the stream's
 /// `exit` message rather than as an error.
-pub(crate) async fn serve<S>(svc: &AgentService, mut input: S) -> Result<ExecStream, ApiError>
+pub(crate) async fn serve<S>(runtime: Arc<dyn Runtime>, pods: &PodLookup, mut input: S) -> Result<ExecStream, ApiError>
 where
     S: Stream<Item = Result<ExecInput, Status>> + Send + Unpin + 'static,
 {
@@ -47,27 +51,27 @@ where
         Some(Err(status)) => return Err(ApiError::from_grpc(&status)),
         _ => return Err(ApiError::bad_request("the first message of an exec stream must be `start`")),
     };
-    let session = open(svc, start).await?;
+    let session = open(runtime.as_ref(), pods, start).await?;
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(pump(session, input, tx));
     Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
 }
 
 /// Finds the running container and starts the command in it.
-async fn open(svc: &AgentService, start: ExecStart) -> Result<ExecSession, ApiError> {
-    let pod = svc.pod(&start.namespace, &start.pod)?;
+async fn open(runtime: &dyn Runtime, pods: &PodLookup, start: ExecStart) -> Result<ExecSession, ApiError> {
+    let pod = pods::find(pods, &start.namespace, &start.pod)?;
     let container = pick_container(&pod, &start.container, true)?;
     if start.command.is_empty() {
         return Err(ApiError::bad_request("you must specify at least one command for the container"));
     }
     let p = pod_ref(&pod);
-    let running = svc.runtime.list_containers().await.into_iter().find(|c| c.pod.uid == p.uid && c.name == container.name && c.is_running());
+    let running = runtime.list_containers().await.into_iter().find(|c| c.pod.uid == p.uid && c.name == container.name && c.is_running());
     let Some(running) = running else {
         // The kubelet's words when the runtime has no such running container.
         return Err(ApiError::bad_request(format!("container not found (\"{}\")", container.name)));
     };
     let request = ExecRequest { command: start.command, stdin: start.stdin, stdout: start.stdout, stderr: start.stderr, tty: start.tty };
-    svc.runtime.exec(&running.id, request).await.map_err(|e| ApiError::internal(format!("cannot exec in container {}: {e}", container.name)))
+    runtime.exec(&running.id, request).await.map_err(|e| ApiError::internal(format!("cannot exec in container {}: {e}", container.name)))
 }
 
 /// Moves the client's input into the session and the session's output to
@@ -120,6 +124,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::AgentService;
     use crate::logs::tests::{pod, service};
     use crate::runtime::process::ProcessRuntime;
     use crate::runtime::{ContainerConfig, PodRef, Runtime};
@@ -143,7 +148,7 @@ mod tests {
                 command: vec!["sleep".into(), "100".into()],
                 env: vec![("GREETING".into(), "hello".into())],
                 working_dir: Some(dir.display().to_string()),
-                log_path: crate::worker::log_path(dir, &p, "app", 0),
+                log_path: crate::pods::log_path(dir, &p, "app", 0),
                 ..Default::default()
             })
             .await
@@ -178,7 +183,7 @@ mod tests {
     /// stderr, exit) or the error the call was refused with.
     async fn exec(svc: &AgentService, messages: Vec<ExecInput>) -> Result<(String, String, ExecExit), ApiError> {
         let input = futures::stream::iter(messages.into_iter().map(Ok));
-        let stream = serve(svc, input).await?;
+        let stream = serve(svc.runtime.clone(), &svc.pods, input).await?;
         collect(stream).await
     }
 
@@ -267,7 +272,7 @@ mod tests {
         let svc = running_service(dir.path()).await;
         let (input_tx, input_rx) = mpsc::channel(4);
         input_tx.send(Ok(start("app", &["sh", "-c", "echo $$; exec sleep 100"], true))).await.unwrap();
-        let mut stream = serve(&svc, tokio_stream::wrappers::ReceiverStream::new(input_rx)).await.unwrap();
+        let mut stream = serve(svc.runtime.clone(), &svc.pods, tokio_stream::wrappers::ReceiverStream::new(input_rx)).await.unwrap();
         let Some(Ok(ExecOutput { output: Some(Output::Stdout(pid)) })) = stream.next().await else { panic!("no pid") };
         let pid: u32 = String::from_utf8_lossy(&pid).trim().parse().unwrap();
         drop(stream);

@@ -58,6 +58,8 @@
 //!   per container and probe type, the handlers, and the verdicts the pod
 //!   worker folds into the status.
 //! - [`status`]: pod status and phase as pure functions.
+//! - [`pods`]: a pod's identity, files and containers by name, shared by the
+//!   workers and the endpoints.
 //! - [`backoff`]: crash-loop back-off.
 //! - [`lifecycle`]: `postStart` and `preStop` hooks.
 //! - [`env`](mod@env): a container's environment (fieldRef, ConfigMap and Secret keys).
@@ -79,6 +81,7 @@ pub mod lease;
 pub mod lifecycle;
 pub mod logs;
 pub mod node;
+pub mod pods;
 pub mod prober;
 pub mod runtime;
 pub mod service;
@@ -101,7 +104,8 @@ use client::{Api, Client, ListParams};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use tokio_util::sync::CancellationToken;
 
-use crate::service::{AgentService, PodLookup};
+use crate::pods::PodLookup;
+use crate::service::AgentService;
 use crate::node::{HostInfo, NodeIdentity};
 use crate::runtime::process::ProcessRuntime;
 use crate::runtime::{Runtime, RuntimeError};
@@ -238,8 +242,6 @@ pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> R
         runtime: runtime.clone(),
         data_dir: config.data_dir.clone(),
         pods: lookup,
-        client: client.clone(),
-        node_address: config.node_ip.to_string(),
     };
     let server_cancel = cancel.clone();
     background.spawn(async move {

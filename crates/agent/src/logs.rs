@@ -32,8 +32,10 @@ use tonic::Status;
 
 use crate::crilog::{self, Decoder};
 use crate::runtime::Runtime;
-use crate::service::{pick_container, AgentService};
-use crate::worker::{log_path, pod_ref};
+use crate::pods::{self, log_path, pick_container, pod_ref, PodLookup};
+
+/// The stream of a `Logs` reply.
+pub type LogsStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<LogChunk, Status>> + Send>>;
 
 /// How often a followed log is checked for new bytes.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
@@ -50,21 +52,20 @@ struct Target {
 
 /// Starts streaming the log a request asks for; upstream's errors when
 /// there is no such pod, container or log.
-pub(crate) async fn serve(svc: &AgentService, req: LogsRequest) -> Result<crate::service::LogsStream, ApiError> {
-    let target = target(svc, &req).await?;
+pub(crate) async fn serve(runtime: Arc<dyn Runtime>, data_dir: &std::path::Path, pods: &PodLookup, req: LogsRequest) -> Result<LogsStream, ApiError> {
+    let target = target(runtime.as_ref(), data_dir, pods, &req).await?;
     let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(stream_log(svc.runtime.clone(), target, req.tail_lines, req.timestamps, tx));
+    tokio::spawn(stream_log(runtime, target, req.tail_lines, req.timestamps, tx));
     Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
 }
 
-async fn target(svc: &AgentService, req: &LogsRequest) -> Result<Target, ApiError> {
-    let pod = svc.pod(&req.namespace, &req.pod)?;
+async fn target(runtime: &dyn Runtime, data_dir: &std::path::Path, pods: &PodLookup, req: &LogsRequest) -> Result<Target, ApiError> {
+    let pod = pods::find(pods, &req.namespace, &req.pod)?;
     let p = pod_ref(&pod);
     let container = pick_container(&pod, &req.container, false)?.name;
 
     // The latest run: what the runtime knows, else what the pod status says.
-    let latest = svc
-        .runtime
+    let latest = runtime
         .list_containers()
         .await
         .into_iter()
@@ -86,13 +87,13 @@ async fn target(svc: &AgentService, req: &LogsRequest) -> Result<Target, ApiErro
         if attempt == 0 {
             return Err(missing());
         }
-        let path = log_path(&svc.data_dir, &p, &container, attempt - 1);
+        let path = log_path(data_dir, &p, &container, attempt - 1);
         if !path.exists() {
             return Err(missing());
         }
         return Ok(Target { path, follow_id: None });
     }
-    let path = log_path(&svc.data_dir, &p, &container, attempt);
+    let path = log_path(data_dir, &p, &container, attempt);
     if !path.exists() {
         let reason = status
             .and_then(|s| s.state)
@@ -190,6 +191,7 @@ async fn stream_log(runtime: Arc<dyn Runtime>, target: Target, tail_lines: i64, 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::service::AgentService;
     use crate::runtime::process::ProcessRuntime;
     use crate::runtime::{ContainerConfig, PodRef};
     use crate::test_support::shim_binary;
@@ -220,8 +222,6 @@ pub(crate) mod tests {
             runtime,
             data_dir: dir.to_path_buf(),
             pods: Arc::new(move |ns: &str, name: &str| (ns == "default" && name == "web").then(|| pod.clone())),
-            client: client::Client::new("http://127.0.0.1:1").expect("client"),
-            node_address: "127.0.0.1".into(),
         }
     }
 

@@ -54,7 +54,8 @@ use crate::backoff::{go_duration, Backoff};
 use crate::env;
 use crate::images::ImageManager;
 use crate::lifecycle;
-use crate::prober::{self, runner::ContainerProber, ContainerNow};
+use crate::pods::{log_path, pod_dir, pod_ref};
+use crate::prober::{self, runner::ContainerProber, ContainerNow, PodIp};
 use crate::runtime::{
     ContainerConfig, ContainerState, ContainerStatus, PodRef, PortMapping, Resources, Runtime, RuntimeError, SandboxConfig, SandboxState,
     SandboxStatus, Security,
@@ -81,43 +82,6 @@ pub struct Context {
     /// The node's memory, in bytes: the scale of the OOM score adjustment
     /// of Burstable containers.
     pub memory_capacity: i64,
-}
-
-/// A pod's IP as its probes see it: set once its sandbox runs, changed if
-/// the sandbox is replaced.
-#[derive(Debug, Clone, Default)]
-pub struct PodIp(Arc<std::sync::RwLock<String>>);
-
-impl PodIp {
-    pub fn new(ip: &str) -> Self {
-        PodIp(Arc::new(std::sync::RwLock::new(ip.to_string())))
-    }
-
-    pub fn get(&self) -> String {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn set(&self, ip: &str) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = ip.to_string();
-    }
-}
-
-/// `<data_dir>/pods/<namespace>_<name>_<uid>`: where a pod's logs live.
-pub fn pod_dir(data_dir: &Path, pod: &PodRef) -> PathBuf {
-    data_dir.join("pods").join(format!("{}_{}_{}", pod.namespace, pod.name, pod.uid))
-}
-
-/// `<pod dir>/<container>/<attempt>.log`.
-pub fn log_path(data_dir: &Path, pod: &PodRef, container: &str, attempt: i32) -> PathBuf {
-    pod_dir(data_dir, pod).join(container).join(format!("{attempt}.log"))
-}
-
-pub fn pod_ref(pod: &Pod) -> PodRef {
-    PodRef {
-        namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
-        name: pod.metadata.name.clone().unwrap_or_default(),
-        uid: pod.metadata.uid.clone().unwrap_or_default(),
-    }
 }
 
 /// The grace period to stop a pod's containers with: the deletion's, else

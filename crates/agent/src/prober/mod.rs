@@ -87,6 +87,27 @@ use tokio_util::sync::CancellationToken;
 pub use runner::Prober;
 use worker::{ContainerSnapshot, ProbeWorker};
 
+/// A pod's IP as its probes see it: set once its sandbox runs, changed if
+/// the sandbox is replaced.
+#[derive(Debug, Clone, Default)]
+pub struct PodIp(Arc<std::sync::RwLock<String>>);
+
+impl PodIp {
+    pub fn new(ip: &str) -> Self {
+        PodIp(Arc::new(std::sync::RwLock::new(ip.to_string())))
+    }
+
+    pub fn get(&self) -> String {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set(&self, ip: &str) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = ip.to_string();
+    }
+}
+
+
+
 /// Which of a container's three probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProbeType {

@@ -18,7 +18,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::handlers::{self, HttpGet, Outcome};
 use super::{ProbeResult, ProbeType};
 use crate::runtime::{ExecSync, Runtime};
-use crate::worker::{pod_ref, PodIp};
+use super::PodIp;
+use crate::pods::pod_ref;
 
 /// `timeoutSeconds` when unset.
 const DEFAULT_TIMEOUT_SECONDS: i32 = 1;
