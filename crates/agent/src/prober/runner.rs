@@ -182,8 +182,9 @@ mod tests {
         let pod = Arc::new(Pod::default());
         let container = Container { name: "app".into(), ..Default::default() };
         let recorder = Recorder::new(client, "kubelet", None);
-        let dir = std::env::temp_dir();
-        let runtime: Arc<dyn Runtime> = Arc::new(crate::runtime::process::ProcessRuntime::open(dir.join(format!("tinykube-prober-test-{}", std::process::id())), "/bin/false").unwrap());
+        // No container runs: the handlers under test never reach the runtime.
+        let state = tempfile::tempdir().unwrap();
+        let runtime: Arc<dyn Runtime> = Arc::new(crate::runtime::process::ProcessRuntime::open(state.path(), "/bin/false").unwrap());
         ContainerProber::new(pod, container, probe, runtime, recorder, PodIp::new("127.0.0.1"))
     }
 
