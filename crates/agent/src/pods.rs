@@ -66,3 +66,14 @@ pub fn pick_container(pod: &Pod, name: &str, default_to_first: bool) -> Result<C
         .ok_or_else(|| ApiError::bad_request(format!("container {name} is not valid for pod {pod_name}")))
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_paths_follow_the_kubelet_layout() {
+        let p = PodRef { namespace: "default".into(), name: "web".into(), uid: "u1".into() };
+        assert_eq!(log_path(Path::new("/d"), &p, "app", 2), Path::new("/d/pods/default_web_u1/app/2.log"));
+    }
+}

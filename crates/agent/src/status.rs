@@ -272,7 +272,8 @@ mod tests {
     fn init_containers_hold_the_pod_pending_until_each_exits_zero() {
         let waiting_app = || view("app", waiting("PodInitializing"), None);
         // (policy, init views, phase, Initialized, its message)
-        let table: Vec<(&str, Vec<ContainerView>, &str, &str, Option<&str>)> = vec![
+        type Row = (&'static str, Vec<ContainerView>, &'static str, &'static str, Option<&'static str>);
+        let table: Vec<Row> = vec![
             ("Always", vec![view("a", running(), None), view("b", waiting("PodInitializing"), None)], "Pending", "False",
                 Some("containers with incomplete status: [a b]")),
             ("Always", vec![view("a", Current::Terminated(exited(0)), None), view("b", Current::Terminated(exited(1)), None)], "Pending", "False",

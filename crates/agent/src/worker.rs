@@ -57,7 +57,7 @@ use crate::lifecycle;
 use crate::pods::{log_path, pod_dir, pod_ref};
 use crate::prober::{self, runner::ContainerProber, ContainerNow, PodIp};
 use crate::runtime::{
-    ContainerConfig, ContainerState, ContainerStatus, PodRef, PortMapping, Resources, Runtime, RuntimeError, SandboxConfig, SandboxState,
+    ContainerConfig, ContainerState, ContainerStatus, PortMapping, Resources, Runtime, RuntimeError, SandboxConfig, SandboxState,
     SandboxStatus, Security,
 };
 use crate::status::{self, ContainerView, Current};
@@ -874,12 +874,6 @@ mod tests {
         ] {
             assert_eq!(should_restart(policy, code), want, "{policy} exit {code}");
         }
-    }
-
-    #[test]
-    fn log_paths_follow_the_kubelet_layout() {
-        let p = PodRef { namespace: "default".into(), name: "web".into(), uid: "u1".into() };
-        assert_eq!(log_path(Path::new("/d"), &p, "app", 2), Path::new("/d/pods/default_web_u1/app/2.log"));
     }
 
     #[test]
