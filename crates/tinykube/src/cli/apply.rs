@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use api::ResourceInfo;
+use api::{ApiError, ResourceInfo};
+use client::dynamic::DynamicApi;
 use serde_json::Value;
 
 use super::{display_name, Ctx};
@@ -101,6 +102,10 @@ fn to_manifest(file: &str, object: Value) -> Result<Manifest> {
     Ok(Manifest { source: file.to_string(), info, object })
 }
 
+/// How many times apply re-reads an object whose update met a newer
+/// version, before it gives up with the conflict.
+const MAX_CONFLICT_RETRIES: usize = 5;
+
 /// What apply will do to one object.
 enum Plan {
     Create,
@@ -117,8 +122,7 @@ pub async fn apply(ctx: &Ctx, sources: &[String]) -> Result<()> {
         let api = ctx.api(m.info, Some(m.namespace(ctx)));
         let plan = match api.get(m.name()).await {
             Ok(current) => {
-                let desired = merged(&current, &m.object);
-                api.update(&desired, true).await.map(|_| Plan::Update(desired))
+                update(&api, m, merged(&current, &m.object), true).await.map(|(desired, _)| Plan::Update(desired))
             }
             Err(e) if e.is_not_found() => api.create(&m.object, true).await.map(|_| Plan::Create),
             Err(e) => Err(e),
@@ -141,14 +145,32 @@ pub async fn apply(ctx: &Ctx, sources: &[String]) -> Result<()> {
                 println!("{} created", display_name(m.info, created["metadata"]["name"].as_str().unwrap_or_default()));
             }
             Plan::Update(desired) => {
-                let before = desired["metadata"]["resourceVersion"].clone();
-                let after = api.update(&desired, false).await.map_err(super::server_err)?;
-                let verb = if after["metadata"]["resourceVersion"] == before { "unchanged" } else { "configured" };
+                let (desired, after) = update(&api, m, desired, false).await.map_err(super::server_err)?;
+                let before = &desired["metadata"]["resourceVersion"];
+                let verb = if after["metadata"]["resourceVersion"] == *before { "unchanged" } else { "configured" };
                 println!("{what} {verb}");
             }
         }
     }
     Ok(())
+}
+
+/// Writes `desired`, the manifest merged over the object as it was read,
+/// and returns what was written and what the server answered. Controllers
+/// write status all the time and the update carries the resourceVersion
+/// that was read, so on a conflict the manifest is merged over the object
+/// as it is now and written again.
+async fn update(api: &DynamicApi, m: &Manifest, mut desired: Value, dry_run: bool) -> Result<(Value, Value), ApiError> {
+    let mut attempts = 0;
+    loop {
+        match api.update(&desired, dry_run).await {
+            Err(e) if e.is_conflict() && attempts < MAX_CONFLICT_RETRIES => {
+                attempts += 1;
+                desired = merged(&api.get(m.name()).await?, &m.object);
+            }
+            result => return result.map(|after| (desired, after)),
+        }
+    }
 }
 
 /// The object to write when applying `manifest` over `current`: the
