@@ -1,7 +1,9 @@
 //! # End-to-end tests of tinykube
 //!
 //! These tests drive the real `tinykube` binary the way a user does: start
-//! `tinykube server` on a free loopback port with its own data directory,
+//! `tinykube server` on a loopback port of its own choosing (port 0; the
+//! harness reads the port it got from the kubeconfig the server writes once
+//! it listens) with its own data directory,
 //! talk to it with the `tinykube` CLI and the gRPC client, look at the real
 //! processes on the host, kill the server with SIGKILL and start it again.
 //!
@@ -42,9 +44,17 @@ pub fn tinykube_bin() -> &'static Path {
     })
 }
 
-/// A free loopback port (bound and released; good enough for tests).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+/// The `--listen` port that asks the kernel for a free one.
+const ANY_PORT: u16 = 0;
+
+/// How long a starting server may take to bind its port and write its
+/// kubeconfig.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The port in the `server:` URL of a kubeconfig `tinykube server` wrote.
+fn kubeconfig_port(kubeconfig: &str) -> Option<u16> {
+    let server = kubeconfig.lines().find_map(|l| l.trim().strip_prefix("server: "))?;
+    server.rsplit_once(':')?.1.trim_end_matches('/').parse().ok().filter(|p| *p != ANY_PORT)
 }
 
 /// A unique token for marking one test's processes.
@@ -55,6 +65,8 @@ pub fn token(test: &str) -> String {
 /// One `tinykube server` process and its data directory.
 pub struct Cluster {
     pub data_dir: tempfile::TempDir,
+    /// The api-server's port: chosen by the server when it first starts,
+    /// and asked for again when it restarts, so clients keep their URL.
     pub port: u16,
     pub node_name: String,
     server: Option<Child>,
@@ -72,7 +84,7 @@ impl Cluster {
         let data_dir = tempfile::Builder::new().prefix("tinykube-e2e").tempdir()?;
         let mut c = Cluster {
             data_dir,
-            port: free_port(),
+            port: ANY_PORT,
             node_name: "e2e-node".into(),
             server: None,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
@@ -94,6 +106,10 @@ impl Cluster {
         let child = Command::new(tinykube_bin())
             .args(["server", "--listen", &format!("127.0.0.1:{}", self.port), "--node-name", &self.node_name, "--backoff-base-ms", "500"])
             .args(&self.extra_args)
+            // The tests count and signal their containers' processes on this
+            // host, so they run the process runtime unless they ask for
+            // another (the docker tests do).
+            .args(if self.extra_args.iter().any(|a| a == "--runtime") { &[][..] } else { &["--runtime", "process"][..] })
             .arg("--data-dir")
             .arg(self.data_dir.path())
             .env("RUST_LOG", "info")
@@ -102,6 +118,9 @@ impl Cluster {
             .spawn()
             .context("starting tinykube server")?;
         self.server = Some(child);
+        if self.port == ANY_PORT {
+            self.port = self.wait_for_listening_port()?;
+        }
         if self.extra_args.iter().any(|a| a == "--no-agent") {
             // No node will come: wait for the api-server alone.
             return self.wait_for("the api-server", Duration::from_secs(20), || {
@@ -116,6 +135,26 @@ impl Cluster {
             });
             ready.then_some(())
         })
+    }
+
+    /// The port a server started with port 0 got, from the kubeconfig it
+    /// writes once it listens (the file is renamed into place, so it is
+    /// never read half-written). Fails early if the server exits instead.
+    fn wait_for_listening_port(&mut self) -> Result<u16> {
+        let deadline = Instant::now() + LISTEN_TIMEOUT;
+        loop {
+            let written = std::fs::read_to_string(self.kubeconfig()).unwrap_or_default();
+            if let Some(port) = kubeconfig_port(&written) {
+                return Ok(port);
+            }
+            if let Some(status) = self.server.as_mut().map(Child::try_wait).transpose()?.flatten() {
+                bail!("tinykube server exited ({status}) before listening\n--- server log tail ---\n{}", self.log_tail());
+            }
+            if Instant::now() > deadline {
+                bail!("tinykube server wrote no kubeconfig within {LISTEN_TIMEOUT:?}\n--- server log tail ---\n{}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Runs a `tinykube` CLI command against this cluster.
@@ -134,7 +173,9 @@ impl Cluster {
 
     /// Applies a manifest given as text.
     pub fn apply(&self, manifest: &str) -> Result<String> {
-        let path = self.data_dir.path().join(format!("manifest-{}.yaml", free_port()));
+        static MANIFESTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = MANIFESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = self.data_dir.path().join(format!("manifest-{n}.yaml"));
         std::fs::write(&path, manifest)?;
         self.ok(&["apply", "-f", path.to_str().expect("utf-8 path")])
     }
@@ -181,7 +222,8 @@ impl Cluster {
         Ok(())
     }
 
-    /// Starts the server again on the same data directory and port.
+    /// Starts the server again on the same data directory and port (the
+    /// one it got when it first started).
     pub fn restart(&mut self) -> Result<()> {
         self.spawn_server()
     }
@@ -223,23 +265,30 @@ pub fn signal(pid: u32, sig: i32) {
 }
 
 /// Pids of live processes whose command line contains `marker`
-/// (zombies excluded: they have exited and only await reaping).
+/// (zombies excluded: they have exited and only await reaping). A child
+/// with its parent's very command line is the parent forked and not yet
+/// exec'd (a shell about to run `sleep`), not another container: it is
+/// left out too, so a count never flickers above the number of containers.
 pub fn pids_with(marker: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return pids };
+    let mut marked = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     for e in entries.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if !String::from_utf8_lossy(&cmdline).contains(marker) {
             continue;
         }
+        // `pid (comm) state ppid ...`: the fields after the command name.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+        let mut fields = stat.rsplit_once(") ").map(|(_, rest)| rest.split(' ')).into_iter().flatten();
+        let state = fields.next().and_then(|s| s.chars().next());
+        let ppid = fields.next().and_then(|p| p.parse::<u32>().ok());
         if state.is_some_and(|s| s != 'Z') {
-            pids.push(pid);
+            marked.push((pid, ppid, cmdline));
         }
     }
-    pids
+    let forked = |ppid: Option<u32>, cmdline: &[u8]| marked.iter().any(|(p, _, c)| Some(*p) == ppid && c == cmdline);
+    marked.iter().filter(|(_, ppid, cmdline)| !forked(*ppid, cmdline)).map(|(pid, _, _)| *pid).collect()
 }
 
 /// A Deployment manifest whose container prints a line every second; its
@@ -474,4 +523,17 @@ pub fn is_running_and_ready(pod: &serde_json::Value) -> bool {
     pod["metadata"]["deletionTimestamp"].is_null()
         && pod["status"]["phase"] == "Running"
         && pod["status"]["containerStatuses"].as_array().is_some_and(|cs| cs.iter().all(|c| c["ready"] == true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_port_comes_from_the_kubeconfigs_server_url() {
+        let written = "apiVersion: v1\nclusters:\n- name: tinykube\n  cluster:\n    server: http://127.0.0.1:40123\n";
+        assert_eq!(kubeconfig_port(written), Some(40123));
+        assert_eq!(kubeconfig_port("    server: http://127.0.0.1:0\n"), None, "port 0 is a request, not an answer");
+        assert_eq!(kubeconfig_port(""), None);
+    }
 }

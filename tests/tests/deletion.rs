@@ -188,6 +188,21 @@ fn foreground_deletion_removes_dependents_before_the_owner() -> Result<()> {
     wait_no_processes(&c, &marker)
 }
 
+/// Deletes a Deployment of no replicas in the background and waits until
+/// the garbage collector has deleted its ReplicaSet: proof that the
+/// collector has worked through what was queued before.
+fn collect_later_garbage(c: &Cluster, k: &Kubectl) -> Result<()> {
+    k.apply(&stubborn_deployment("later", "default", 0, "unused"))?;
+    c.wait_for("the ReplicaSet of the later Deployment", Duration::from_secs(30), || {
+        k.items(&["replicasets", "-l", "app=later"]).ok().filter(|rs| rs.len() == 1)
+    })?;
+    k.ok(&["delete", "deployment", "later", "--cascade=background", "--timeout=60s"])?;
+    c.wait_for("the collector to delete the later ReplicaSet", Duration::from_secs(30), || {
+        k.items(&["replicasets", "-l", "app=later"]).ok().filter(|rs| rs.is_empty())
+    })?;
+    Ok(())
+}
+
 #[test]
 fn orphan_deletion_keeps_dependents_without_the_reference() -> Result<()> {
     let c = Cluster::start()?;
@@ -210,8 +225,11 @@ fn orphan_deletion_keeps_dependents_without_the_reference() -> Result<()> {
         "the reference to the deleted Deployment is removed: {}",
         rs["metadata"]["ownerReferences"]
     );
-    // Give the collector a moment to act wrongly, if it were going to.
-    std::thread::sleep(Duration::from_secs(2));
+    // Had the collector taken the ReplicaSet or its pods for garbage, it
+    // would have done so while handling this delete. Make it handle a
+    // later one: once it has collected the ReplicaSet of another deleted
+    // Deployment, it has been through everything queued before.
+    collect_later_garbage(&c, &k)?;
     let pods = k.items(&["pods", "-l", "app=web"])?;
     let names = |ps: &[Value]| {
         let mut n: Vec<String> = ps.iter().map(name_of).collect();
@@ -246,23 +264,22 @@ fn deleting_a_namespace_empties_it_first() -> Result<()> {
 
     let started = Instant::now();
     let mut delete = k.command(&["delete", "namespace", "shop", "--timeout=60s"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    // While it terminates, the namespace is shown as such and takes no new content.
-    let terminating = c.wait_for("the namespace to be Terminating", Duration::from_secs(10), || {
+    // While it terminates, the namespace is shown as such and takes no new
+    // content. Its pods ignore SIGTERM and take their 2 s grace period to
+    // stop, so the namespace is still there while this is checked.
+    c.wait_for("the namespace to be Terminating", Duration::from_secs(10), || {
         k.object(&["namespace", "shop"]).ok().flatten().filter(|n| n["status"]["phase"] == "Terminating")
-    });
-    if terminating.is_ok() {
-        let refused = k.command(&["apply", "-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().expect("piped stdin").write_all(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n  namespace: shop\n")?;
-            child.wait_with_output()
-        })?;
-        let stderr = String::from_utf8_lossy(&refused.stderr);
-        // The namespace may have finished in between; then the create is a NotFound.
-        assert!(
-            !refused.status.success() && (stderr.contains("because it is being terminated") || stderr.contains("not found")),
-            "new content in a terminating namespace must be refused: {stderr}"
-        );
-    }
+    })?;
+    let refused = k.command(&["apply", "-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().and_then(|mut child| {
+        use std::io::Write;
+        child.stdin.take().expect("piped stdin").write_all(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n  namespace: shop\n")?;
+        child.wait_with_output()
+    })?;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("unable to create new content in namespace shop because it is being terminated"),
+        "new content in a terminating namespace must be refused: {stderr}"
+    );
     let timeout = Duration::from_secs(60);
     while delete.try_wait()?.is_none() {
         if started.elapsed() > timeout {

@@ -350,13 +350,23 @@ fn logs_follow_exec_exit_code_and_env_from() -> Result<()> {
     })?;
 
     // logs -f: lines keep arriving while kubectl follows. The container
-    // prints its envFrom values, so they are visible here too.
+    // prints its envFrom values, so they are visible here too. With
+    // --timestamps each line starts with the time the node read it (RFC
+    // 3339, nine fractional digits, so the strings sort by time): a line
+    // stamped after kubectl started can only have come by following.
     let want = format!("hello blue from {pod} v1");
-    let mut follow = k.spawn(&["logs", "-f", "-n", "shop", &pod])?;
-    follow.wait_line("a log line", Duration::from_secs(15), |l| l == want)?;
-    let first = follow.seen().len();
-    follow.wait_line("a later log line", Duration::from_secs(15), |l| l == want)?;
-    assert!(follow.seen().len() > first);
+    let followed_since = jiff::Timestamp::now();
+    let mut follow = k.spawn(&["logs", "-f", "--timestamps", "-n", "shop", &pod])?;
+    let stamp = |line: &str| {
+        let (at, text) = line.split_once(' ')?;
+        (text == want).then(|| at.parse::<jiff::Timestamp>().ok()).flatten()
+    };
+    let first = follow.wait_line("a log line", Duration::from_secs(15), |l| stamp(l).is_some())?;
+    let later = follow.wait_line("a line logged after kubectl started", Duration::from_secs(15), |l| {
+        stamp(l).is_some_and(|at| at > followed_since)
+    })?;
+    assert_eq!(later.split_once(' ').map(|(_, text)| text), Some(want.as_str()), "{later}");
+    assert!(stamp(&later) > stamp(&first), "lines arrive in order: {first} then {later}");
     assert!(follow.running(), "logs -f must keep following");
     drop(follow);
     let tail = k.ok(&["logs", "deployment/web", "-n", "shop", "--tail=1"])?;

@@ -72,6 +72,20 @@ fn events(c: &Cluster, pod: &str, reason: &str) -> Vec<String> {
         .collect()
 }
 
+/// How many times the probe whose `Unhealthy` messages start with `prefix`
+/// has failed for `pod`: the sum of the events' counts.
+fn failures(c: &Cluster, pod: &str, prefix: &str) -> i64 {
+    let Ok(list) = c.get_json(&["events"]) else { return 0 };
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["involvedObject"]["name"] == pod && e["reason"] == "Unhealthy")
+        .filter(|e| e["message"].as_str().is_some_and(|m| m.starts_with(prefix)))
+        .map(|e| e["count"].as_i64().unwrap_or(1))
+        .sum()
+}
+
 #[test]
 fn readiness_gates_availability_and_liveness_restarts() -> Result<()> {
     let began = Instant::now();
@@ -86,8 +100,12 @@ fn readiness_gates_availability_and_liveness_restarts() -> Result<()> {
         the_pod(&c, "probed").filter(|p| p["status"]["phase"] == "Running")
     })?;
     let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    // Long enough for several readiness failures at one per second.
-    std::thread::sleep(Duration::from_millis(2500));
+    // Wait until the readiness probe has failed several times (the events
+    // fold repeats into a count): the agent has probed, so a pod shown
+    // ready now would be the agent ignoring its probe, not a probe yet to run.
+    c.wait_for("three readiness failures", Duration::from_secs(15), || {
+        (failures(&c, &name, "Readiness probe failed") >= 3).then_some(())
+    })?;
     let pod = the_pod(&c, "probed").expect("the pod");
     let status = &pod["status"]["containerStatuses"][0];
     assert_eq!((status["ready"].as_bool(), status["started"].as_bool()), (Some(false), Some(true)), "{status}");

@@ -31,7 +31,9 @@ pub struct ServerArgs {
     /// Where the store, agent state and logs live.
     #[arg(long, env = "TINYKUBE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Address of the api-server (gRPC; Kubernetes REST on the same port later).
+    /// Address of the api-server: gRPC and Kubernetes REST on one port.
+    /// Port 0 takes a free port; the kubeconfig, written once the server
+    /// listens, names the port it got.
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
     /// How the local agent runs containers (default: docker when a Docker
