@@ -23,6 +23,13 @@
 //! - then it stores 10,000 Pending pods and reads the server's RSS, the
 //!   store's size on disk and the time to list them all.
 //!
+//! `bench disk` probes the disk the others write to, without tinykube: a
+//! 4 KiB append plus `fdatasync` at a fixed rate, in a file under the
+//! temporary directory (where the other benches put their data
+//! directories; `TMPDIR` moves both). An acknowledged write in the store
+//! waits for one such flush, so its latency is a floor for every write
+//! request's.
+//!
 //! Results and the exact commands are recorded in BENCHMARKS.md.
 
 use std::collections::BTreeMap;
@@ -963,4 +970,79 @@ etcd_request_duration_seconds_count{operation="get",type="pods"} 9
         assert_eq!(s.buckets.get("0.005"), Some(&3.0));
         assert!(s.describe().starts_with("n 4, mean 10.00 ms, ≤5 ms 75.0%"), "{}", s.describe());
     }
+}
+
+/// Options of `tinykube bench disk`.
+#[derive(Debug, clap::Args)]
+pub struct DiskArgs {
+    /// Flushed writes per second (133 is the store's write rate under
+    /// `bench load`'s default 200 requests/s).
+    #[arg(long, default_value_t = 133.0)]
+    pub rate: f64,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// How many runs.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+/// The size of one probe write: a page, as a small store commit is.
+const DISK_PROBE_WRITE: usize = 4096;
+
+/// `tinykube bench disk`: the latency of a 4 KiB write plus `fdatasync`.
+pub async fn disk(args: DiskArgs) -> Result<()> {
+    if args.rate.is_nan() || args.rate <= 0.0 {
+        bail!("--rate must be positive");
+    }
+    let dir = std::env::temp_dir();
+    println!("disk probe: {DISK_PROBE_WRITE}-byte append + fdatasync, {} per second for {} s, in {}", args.rate, args.seconds, dir.display());
+    println!("  {:<14}{:>7} {:>8} {:>8} {:>8} {:>8}  (ms)", "", "n", "p50", "p90", "p99", "max");
+    let mut runs = Vec::new();
+    for run in 1..=args.runs {
+        let path = dir.join(format!("tinykube-bench-disk-{}-{run}", std::process::id()));
+        let (rate, seconds) = (args.rate, args.seconds);
+        let probe = tokio::task::spawn_blocking(move || {
+            let result = probe_disk(&path, rate, Duration::from_secs(seconds));
+            let _ = std::fs::remove_file(&path);
+            result
+        });
+        let (latencies, achieved) = probe.await.context("the disk probe panicked")??;
+        let q = Quantiles::of(latencies);
+        println!("  {:<14}{q}  at {achieved:.1}/s", format!("run {run}"));
+        runs.push(q);
+    }
+    println!("  {:<14}{}", "median", Quantiles::median_of(&runs));
+    Ok(())
+}
+
+/// Appends 4 KiB and flushes it with `fdatasync`, `rate` times a second for
+/// `duration`; returns each write's latency and the rate achieved. Each
+/// write is timed from its own start, not from its slot on the schedule:
+/// this is the disk's latency (after a slow flush, the writes that fell
+/// behind follow back to back, as one writer's queued commits would).
+fn probe_disk(path: &std::path::Path, rate: f64, duration: Duration) -> Result<(Vec<Duration>, f64)> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let block = vec![0x5a_u8; DISK_PROBE_WRITE];
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut next = started;
+    while started.elapsed() < duration {
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let t = Instant::now();
+        file.write_all(&block).with_context(|| format!("writing {}", path.display()))?;
+        file.sync_data().with_context(|| format!("fdatasync of {}", path.display()))?;
+        latencies.push(t.elapsed());
+        next += interval;
+    }
+    let achieved = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    Ok((latencies, achieved))
 }

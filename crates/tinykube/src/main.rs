@@ -121,6 +121,8 @@ enum BenchWhich {
     /// The REST API under a steady request rate, watch delivery, and a
     /// server holding 10,000 pods.
     Load(bench::LoadArgs),
+    /// The disk's latency for a 4 KiB write plus fdatasync.
+    Disk(bench::DiskArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +176,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Server(args) => server::run(args).await,
         Command::Bench { which: BenchWhich::Skeleton(args) } => bench::skeleton(args).await,
         Command::Bench { which: BenchWhich::Load(args) } => bench::load(args).await,
+        Command::Bench { which: BenchWhich::Disk(args) } => bench::disk(args).await,
         Command::Agent(args) => agent_cmd::run(args).await,
         Command::Apply { files } => cli::apply::apply(&Ctx::connect(g)?, &files).await,
         Command::Get { kind, name, all_namespaces, selector, output } => {
