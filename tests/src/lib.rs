@@ -81,11 +81,16 @@ impl Cluster {
 
     /// Starts a server with extra `tinykube server` flags.
     pub fn start_with(extra_args: &[&str]) -> Result<Self> {
+        Self::start_node("e2e-node", extra_args)
+    }
+
+    /// Starts a server whose local node is called `node_name`.
+    pub fn start_node(node_name: &str, extra_args: &[&str]) -> Result<Self> {
         let data_dir = tempfile::Builder::new().prefix("tinykube-e2e").tempdir()?;
         let mut c = Cluster {
             data_dir,
             port: ANY_PORT,
-            node_name: "e2e-node".into(),
+            node_name: node_name.into(),
             server: None,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
