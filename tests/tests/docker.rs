@@ -324,7 +324,8 @@ spec:
   containers:
   - name: app
     image: {BUSYBOX}
-    command: ["sh", "-c", "sleep 1; head -c 200m /dev/zero | tail > /dev/null; sleep 3600"]
+    # A string that doubles until the kernel's OOM killer ends the shell.
+    command: ["sh", "-c", "sleep 1; x=aaaaaaaa; while true; do x=$x$x; done"]
     resources: {{limits: {{memory: 32Mi}}}}
 ---
 apiVersion: v1
