@@ -351,7 +351,12 @@ pub fn require_tool(tool: &str, present: bool, install_hint: &str) -> bool {
 /// so that a hung client fails the test instead of hanging it.
 pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<Output> {
     let what = format!("{cmd:?}");
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(|| format!("starting {what}"))?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
     // Drain both pipes on their own threads so a chatty child never blocks
     // on a full pipe while this thread waits for it to exit.
     let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
@@ -468,7 +473,12 @@ pub struct Streaming {
 impl Streaming {
     pub fn spawn(mut cmd: Command) -> Result<Self> {
         use std::io::BufRead;
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("starting a streaming command")?;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting a streaming command")?;
         let stdout = child.stdout.take().context("child stdout")?;
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

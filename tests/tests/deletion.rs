@@ -127,10 +127,8 @@ fn name_of(obj: &Value) -> String {
 fn wait_running(c: &Cluster, k: &Kubectl, ns: &str, app: &str, n: usize, marker: &str) -> Result<Vec<Value>> {
     let pods = c.wait_for(&format!("{n} running pods of {app}"), Duration::from_secs(30), || {
         let pods = k.items(&["pods", "-n", ns, "-l", &format!("app={app}")]).ok()?;
-        let running: Vec<Value> = pods
-            .into_iter()
-            .filter(|p| p["metadata"]["deletionTimestamp"].is_null() && p["status"]["phase"] == "Running")
-            .collect();
+        let running: Vec<Value> =
+            pods.into_iter().filter(|p| p["metadata"]["deletionTimestamp"].is_null() && p["status"]["phase"] == "Running").collect();
         (running.len() == n).then_some(running)
     })?;
     c.wait_for(&format!("{n} processes"), Duration::from_secs(30), || (pids_with(marker).len() == n).then_some(()))?;
@@ -150,7 +148,11 @@ fn foreground_deletion_removes_dependents_before_the_owner() -> Result<()> {
     wait_running(&c, &k, "default", "web", 2, &marker)?;
 
     let started = Instant::now();
-    let mut delete = k.command(&["delete", "deployment", "web", "--cascade=foreground", "--timeout=60s"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let mut delete = k
+        .command(&["delete", "deployment", "web", "--cascade=foreground", "--timeout=60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
     // Until kubectl returns, watch the order: whenever the Deployment is
     // gone, its ReplicaSets and pods (read afterwards) must be gone too.
     let mut saw_waiting_owner = false;
@@ -160,7 +162,10 @@ fn foreground_deletion_removes_dependents_before_the_owner() -> Result<()> {
         match deployment {
             Some(d) if !d["metadata"]["deletionTimestamp"].is_null() => {
                 let finalizers = d["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
-                assert!(finalizers.iter().any(|f| f == "foregroundDeletion"), "a Deployment deleted in the foreground carries the finalizer: {finalizers:?}");
+                assert!(
+                    finalizers.iter().any(|f| f == "foregroundDeletion"),
+                    "a Deployment deleted in the foreground carries the finalizer: {finalizers:?}"
+                );
                 saw_waiting_owner |= !pods.is_empty();
             }
             Some(_) => {}
@@ -270,11 +275,17 @@ fn deleting_a_namespace_empties_it_first() -> Result<()> {
     c.wait_for("the namespace to be Terminating", Duration::from_secs(10), || {
         k.object(&["namespace", "shop"]).ok().flatten().filter(|n| n["status"]["phase"] == "Terminating")
     })?;
-    let refused = k.command(&["apply", "-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().and_then(|mut child| {
-        use std::io::Write;
-        child.stdin.take().expect("piped stdin").write_all(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n  namespace: shop\n")?;
-        child.wait_with_output()
-    })?;
+    let refused = k.command(&["apply", "-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().and_then(
+        |mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("piped stdin")
+                .write_all(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\n  namespace: shop\n")?;
+            child.wait_with_output()
+        },
+    )?;
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
         !refused.status.success() && stderr.contains("unable to create new content in namespace shop because it is being terminated"),

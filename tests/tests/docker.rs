@@ -292,11 +292,17 @@ spec:
         let w = &p["status"]["containerStatuses"][0]["state"]["waiting"];
         Some((w["reason"].as_str()?.to_string(), w["message"].as_str().unwrap_or_default().to_string()))
     };
-    let (_, message) = dc.cluster.wait_for("ErrImagePull", Duration::from_secs(60), || waiting("missing").filter(|(r, _)| r == "ErrImagePull"))?;
+    let (_, message) = dc
+        .cluster
+        .wait_for("ErrImagePull", Duration::from_secs(60), || waiting("missing").filter(|(r, _)| r == "ErrImagePull"))?;
     assert!(message.contains("127.0.0.1:5999/missing:1") && message.contains("connection refused"), "{message}");
-    let (_, message) = dc.cluster.wait_for("ImagePullBackOff", Duration::from_secs(60), || waiting("missing").filter(|(r, _)| r == "ImagePullBackOff"))?;
+    let (_, message) = dc
+        .cluster
+        .wait_for("ImagePullBackOff", Duration::from_secs(60), || waiting("missing").filter(|(r, _)| r == "ImagePullBackOff"))?;
     assert_eq!(message, "Back-off pulling image \"127.0.0.1:5999/missing:1\"");
-    let (_, message) = dc.cluster.wait_for("ErrImageNeverPull", Duration::from_secs(60), || waiting("never").filter(|(r, _)| r == "ErrImageNeverPull"))?;
+    let (_, message) = dc
+        .cluster
+        .wait_for("ErrImageNeverPull", Duration::from_secs(60), || waiting("never").filter(|(r, _)| r == "ErrImageNeverPull"))?;
     assert_eq!(message, "Container image \"tinykube.local/absent:1\" is not present with pull policy of Never");
     dc.cluster.wait_for("the other pod Running", Duration::from_secs(60), || {
         let p = k.get_json(&["pod", "fine"]).ok()?;
@@ -399,7 +405,8 @@ fn the_python_app_walk_through() -> Result<()> {
     dc.cluster.wait_for("5 pods answering version 2", Duration::from_secs(180), || answers(5, "2"))?;
     k.ok(&["delete", "-f", &format!("{app_dir}/k8s.yaml")])?;
     let began = Instant::now();
-    dc.cluster.wait_for("every container removed", Duration::from_secs(90), || dc.containers("container").is_empty().then_some(()))?;
+    dc.cluster
+        .wait_for("every container removed", Duration::from_secs(90), || dc.containers("container").is_empty().then_some(()))?;
     assert!(began.elapsed() < Duration::from_secs(60));
     Ok(())
 }

@@ -168,7 +168,12 @@ fn assert_no_dollar_keys(v: &Value) {
 
 /// Data rows of a table printed by `kubectl get` (the header dropped).
 fn rows(table: &str) -> Vec<Vec<String>> {
-    table.lines().skip(1).filter(|l| !l.trim().is_empty()).map(|l| l.split_whitespace().map(str::to_string).collect()).collect()
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
 }
 
 fn rollout_status(k: &Kubectl, ns: &str, deploy: &str) -> Result<()> {
@@ -180,13 +185,7 @@ fn rollout_status(k: &Kubectl, ns: &str, deploy: &str) -> Result<()> {
 /// Pods of app=web in `shop` that run, are ready and are not terminating.
 fn running_web_pods(k: &Kubectl) -> Result<Vec<Value>> {
     let pods = k.get_json(&["pods", "-n", "shop", "-l", "app=web"])?;
-    Ok(pods["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(is_running_and_ready)
-        .collect())
+    Ok(pods["items"].as_array().cloned().unwrap_or_default().into_iter().filter(is_running_and_ready).collect())
 }
 
 #[test]
@@ -197,7 +196,13 @@ fn apply_edit_apply_read_every_way_and_delete_the_file() -> Result<()> {
 
     // apply -f of one file with five kinds creates each, in order.
     let out = k.ok(&["apply", "-f", p(&file)])?;
-    for line in ["namespace/shop created", "configmap/web-config created", "secret/web-secret created", "deployment.apps/web created", "service/web created"] {
+    for line in [
+        "namespace/shop created",
+        "configmap/web-config created",
+        "secret/web-secret created",
+        "deployment.apps/web created",
+        "service/web created",
+    ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
     rollout_status(&k, "shop", "web")?;
@@ -217,11 +222,24 @@ fn apply_edit_apply_read_every_way_and_delete_the_file() -> Result<()> {
     let header: Vec<&str> = wide.lines().next().unwrap_or_default().split_whitespace().collect();
     assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"], "{wide}");
     let r = &rows(&wide)[0];
-    assert_eq!((r[0].as_str(), r[1].as_str(), r[5].as_str(), r[6].as_str(), r[7].as_str()), ("web", "2/2", "web", "busybox", "app=web"), "{wide}");
+    assert_eq!(
+        (r[0].as_str(), r[1].as_str(), r[5].as_str(), r[6].as_str(), r[7].as_str()),
+        ("web", "2/2", "web", "busybox", "app=web"),
+        "{wide}"
+    );
 
     // -o yaml: the object as stored, with what the manifest said.
     let yaml = k.ok(&["get", "deployment", "web", "-n", "shop", "-o", "yaml"])?;
-    for want in ["apiVersion: apps/v1", "kind: Deployment", "configMapRef:", "secretRef:", "readinessProbe:", "livenessProbe:", "resourceVersion:", "uid:"] {
+    for want in [
+        "apiVersion: apps/v1",
+        "kind: Deployment",
+        "configMapRef:",
+        "secretRef:",
+        "readinessProbe:",
+        "livenessProbe:",
+        "resourceVersion:",
+        "uid:",
+    ] {
         assert!(yaml.contains(want), "missing {want:?} in:\n{yaml}");
     }
 
@@ -240,7 +258,17 @@ fn apply_edit_apply_read_every_way_and_delete_the_file() -> Result<()> {
 
     // describe: the envFrom sources and the controller's events.
     let described = k.ok(&["describe", "deployment", "web", "-n", "shop"])?;
-    for want in ["Namespace:", "shop", "Replicas:", "2 desired | 2 updated | 2 total | 2 available", "Environment Variables from:", "web-config  ConfigMap  Optional: false", "web-secret  Secret     Optional: false", "NewReplicaSet:", "ScalingReplicaSet"] {
+    for want in [
+        "Namespace:",
+        "shop",
+        "Replicas:",
+        "2 desired | 2 updated | 2 total | 2 available",
+        "Environment Variables from:",
+        "web-config  ConfigMap  Optional: false",
+        "web-secret  Secret     Optional: false",
+        "NewReplicaSet:",
+        "ScalingReplicaSet",
+    ] {
         assert!(described.contains(want), "missing {want:?} in:\n{described}");
     }
 
@@ -249,7 +277,13 @@ fn apply_edit_apply_read_every_way_and_delete_the_file() -> Result<()> {
     let edited = App { marker: &marker, greeting: "bonjour", version: 2, port: 9090, ..App::default() };
     std::fs::write(&file, app_manifest(&edited))?;
     let out = k.ok(&["apply", "-f", p(&file)])?;
-    for line in ["namespace/shop unchanged", "configmap/web-config configured", "secret/web-secret unchanged", "deployment.apps/web configured", "service/web unchanged"] {
+    for line in [
+        "namespace/shop unchanged",
+        "configmap/web-config configured",
+        "secret/web-secret unchanged",
+        "deployment.apps/web configured",
+        "service/web unchanged",
+    ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
     let d = k.get_json(&["deployment", "web", "-n", "shop"])?;
@@ -271,7 +305,13 @@ fn apply_edit_apply_read_every_way_and_delete_the_file() -> Result<()> {
 
     // delete -f returns once the objects in the file are gone.
     let out = k.ok(&["delete", "-f", p(&file)])?;
-    for line in ["namespace \"shop\" deleted", "configmap \"web-config\" deleted", "secret \"web-secret\" deleted", "deployment.apps \"web\" deleted", "service \"web\" deleted"] {
+    for line in [
+        "namespace \"shop\" deleted",
+        "configmap \"web-config\" deleted",
+        "secret \"web-secret\" deleted",
+        "deployment.apps \"web\" deleted",
+        "service \"web\" deleted",
+    ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
     let (_, stdout, stderr) = k.fails(&["get", "-f", p(&file)])?;
@@ -330,7 +370,13 @@ fn scale_watch_rollout_status_and_undo() -> Result<()> {
         .as_array()
         .context("items")?
         .iter()
-        .map(|r| format!("{}={}", r["metadata"]["name"].as_str().unwrap_or(""), r["metadata"]["annotations"]["deployment.kubernetes.io/revision"].as_str().unwrap_or("")))
+        .map(|r| {
+            format!(
+                "{}={}",
+                r["metadata"]["name"].as_str().unwrap_or(""),
+                r["metadata"]["annotations"]["deployment.kubernetes.io/revision"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     assert_eq!(revisions.len(), 2, "rollout undo created a new ReplicaSet instead of reusing revision 1's: {revisions:?}");
     let history = k.ok(&["rollout", "history", "deployment/web", "-n", "shop"])?;
@@ -362,9 +408,8 @@ fn logs_follow_exec_exit_code_and_env_from() -> Result<()> {
         (text == want).then(|| at.parse::<jiff::Timestamp>().ok()).flatten()
     };
     let first = follow.wait_line("a log line", Duration::from_secs(15), |l| stamp(l).is_some())?;
-    let later = follow.wait_line("a line logged after kubectl started", Duration::from_secs(15), |l| {
-        stamp(l).is_some_and(|at| at > followed_since)
-    })?;
+    let later = follow
+        .wait_line("a line logged after kubectl started", Duration::from_secs(15), |l| stamp(l).is_some_and(|at| at > followed_since))?;
     assert_eq!(later.split_once(' ').map(|(_, text)| text), Some(want.as_str()), "{later}");
     assert!(stamp(&later) > stamp(&first), "lines arrive in order: {first} then {later}");
     assert!(follow.running(), "logs -f must keep following");
@@ -428,7 +473,11 @@ fn server_errors_print_as_kubectl_prints_a_real_clusters() -> Result<()> {
     // A misspelt field, under kubectl's default --validate=strict: on
     // create and on the strategic-merge path of apply, the error names
     // the field and nothing is stored.
-    let typo = |name: &str| app_manifest(&App { marker: &marker, ..App::default() }).replace("name: web\n  namespace: shop\n  labels", &format!("name: {name}\n  namespace: shop\n  labels")).replace("terminationGracePeriodSeconds", "terminationGracePeriodSecond");
+    let typo = |name: &str| {
+        app_manifest(&App { marker: &marker, ..App::default() })
+            .replace("name: web\n  namespace: shop\n  labels", &format!("name: {name}\n  namespace: shop\n  labels"))
+            .replace("terminationGracePeriodSeconds", "terminationGracePeriodSecond")
+    };
     let field = "unknown field \"spec.template.spec.terminationGracePeriodSecond\"";
     let created = write(&c, "typo-create.yaml", &typo("other"))?;
     let (code, _, stderr) = k.fails(&["apply", "-f", p(&created)])?;

@@ -39,13 +39,33 @@ const COMMANDS: &[Imperative] = &[
         args: &["create", "deployment", "d1", "--image=busybox", "--replicas=2", "--port=8080", "--", "sleep", "100"],
         protobuf: true,
     },
-    Imperative { object: "pod/p", args: &["run", "p", "--image=busybox", "--labels=app=p", "--env=A=1", "--", "sleep", "100"], protobuf: false },
-    Imperative { object: "service/s", args: &["create", "service", "clusterip", "s", "--tcp=80:8080", "--tcp=443:https"], protobuf: true },
-    Imperative { object: "configmap/c", args: &["create", "configmap", "c", "--from-literal=a=b", "--from-literal=c=d"], protobuf: true },
-    Imperative { object: "secret/s", args: &["create", "secret", "generic", "s", "--from-literal=a=b"], protobuf: true },
+    Imperative {
+        object: "pod/p",
+        args: &["run", "p", "--image=busybox", "--labels=app=p", "--env=A=1", "--", "sleep", "100"],
+        protobuf: false,
+    },
+    Imperative {
+        object: "service/s",
+        args: &["create", "service", "clusterip", "s", "--tcp=80:8080", "--tcp=443:https"],
+        protobuf: true,
+    },
+    Imperative {
+        object: "configmap/c",
+        args: &["create", "configmap", "c", "--from-literal=a=b", "--from-literal=c=d"],
+        protobuf: true,
+    },
+    Imperative {
+        object: "secret/s",
+        args: &["create", "secret", "generic", "s", "--from-literal=a=b"],
+        protobuf: true,
+    },
     Imperative { object: "job/j", args: &["create", "job", "j", "--image=busybox", "--", "true"], protobuf: true },
     Imperative { object: "serviceaccount/sa", args: &["create", "serviceaccount", "sa"], protobuf: true },
-    Imperative { object: "service/d1", args: &["expose", "deployment", "d1", "--port", "80", "--target-port", "8080"], protobuf: false },
+    Imperative {
+        object: "service/d1",
+        args: &["expose", "deployment", "d1", "--port", "80", "--target-port", "8080"],
+        protobuf: false,
+    },
 ];
 
 /// What differs between two objects made by the same command at different

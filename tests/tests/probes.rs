@@ -96,16 +96,13 @@ fn readiness_gates_availability_and_liveness_restarts() -> Result<()> {
     c.apply(&deployment("probed", &token("probes"), &ready, &alive))?;
 
     // Running but not Ready: the readiness probe fails until the file exists.
-    let pod = c.wait_for("a running pod", Duration::from_secs(15), || {
-        the_pod(&c, "probed").filter(|p| p["status"]["phase"] == "Running")
-    })?;
+    let pod =
+        c.wait_for("a running pod", Duration::from_secs(15), || the_pod(&c, "probed").filter(|p| p["status"]["phase"] == "Running"))?;
     let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
     // Wait until the readiness probe has failed several times (the events
     // fold repeats into a count): the agent has probed, so a pod shown
     // ready now would be the agent ignoring its probe, not a probe yet to run.
-    c.wait_for("three readiness failures", Duration::from_secs(15), || {
-        (failures(&c, &name, "Readiness probe failed") >= 3).then_some(())
-    })?;
+    c.wait_for("three readiness failures", Duration::from_secs(15), || (failures(&c, &name, "Readiness probe failed") >= 3).then_some(()))?;
     let pod = the_pod(&c, "probed").expect("the pod");
     let status = &pod["status"]["containerStatuses"][0];
     assert_eq!((status["ready"].as_bool(), status["started"].as_bool()), (Some(false), Some(true)), "{status}");

@@ -28,7 +28,12 @@ fn python_client_creates_lists_scales_watches_and_deletes() -> Result<()> {
     cmd.arg(&script).arg(c.kubeconfig()).args(["default", &marker]).env("PYTHONUNBUFFERED", "1");
     let out = run_with_timeout(cmd, Duration::from_secs(55))?;
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the Python client script failed ({}):\n{stdout}{stderr}\n--- server log tail ---\n{}", out.status, c.log_tail());
+    assert!(
+        out.status.success(),
+        "the Python client script failed ({}):\n{stdout}{stderr}\n--- server log tail ---\n{}",
+        out.status,
+        c.log_tail()
+    );
     assert_eq!(stdout.lines().last(), Some("OK"), "{stdout}{stderr}");
     // The script ran real pods; they are gone with their Deployment.
     c.wait_for("the pods' processes to stop", Duration::from_secs(30), || pids_with(&marker).is_empty().then_some(()))?;

@@ -13,13 +13,7 @@ use tinykube_tests::{is_running_and_ready, pids_with, signal, ticker_deployment,
 /// Pods of `app` that are Running with all containers ready, not terminating.
 fn running_pods(c: &Cluster, app: &str) -> Result<Vec<Value>> {
     let pods = c.get_json(&["pods", "-l", &format!("app={app}")])?;
-    Ok(pods["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(is_running_and_ready)
-        .collect())
+    Ok(pods["items"].as_array().cloned().unwrap_or_default().into_iter().filter(is_running_and_ready).collect())
 }
 
 /// Samples the number of marked processes until stopped; returns the maximum seen.
@@ -54,9 +48,7 @@ fn wait_processes(c: &Cluster, marker: &str, n: usize) -> Result<()> {
 }
 
 fn wait_running(c: &Cluster, app: &str, n: usize, timeout: Duration) -> Result<Vec<Value>> {
-    c.wait_for(&format!("{n} running pods of {app}"), timeout, || {
-        running_pods(c, app).ok().filter(|p| p.len() == n)
-    })
+    c.wait_for(&format!("{n} running pods of {app}"), timeout, || running_pods(c, app).ok().filter(|p| p.len() == n))
 }
 
 #[test]
@@ -74,9 +66,7 @@ fn deployment_runs_scales_rolls_restarts_and_deletes() -> Result<()> {
 
     // logs shows the container's output.
     let pod = pods[0]["metadata"]["name"].as_str().unwrap().to_string();
-    let logs = c.wait_for("log output", Duration::from_secs(5), || {
-        c.ok(&["logs", &pod]).ok().filter(|l| l.contains("hello from"))
-    })?;
+    let logs = c.wait_for("log output", Duration::from_secs(5), || c.ok(&["logs", &pod]).ok().filter(|l| l.contains("hello from")))?;
     assert!(logs.contains(&format!("hello from {pod}")), "{logs}");
 
     // get prints kubectl's columns.
@@ -107,9 +97,7 @@ fn deployment_runs_scales_rolls_restarts_and_deletes() -> Result<()> {
     for p in &pods {
         let name = p["metadata"]["name"].as_str().unwrap();
         assert_eq!(p["spec"]["containers"][0]["env"][0]["value"], "bonjour");
-        c.wait_for("new greeting", Duration::from_secs(5), || {
-            c.ok(&["logs", name]).ok().filter(|l| l.contains("bonjour from"))
-        })?;
+        c.wait_for("new greeting", Duration::from_secs(5), || c.ok(&["logs", name]).ok().filter(|l| l.contains("bonjour from")))?;
     }
     let rs = c.get_json(&["replicasets", "-l", "app=ticker"])?;
     assert_eq!(rs["items"].as_array().unwrap().len(), 2, "old and new ReplicaSet");
@@ -191,7 +179,10 @@ fn bad_input_is_a_clear_error_and_changes_nothing() -> Result<()> {
     let cases = [
         (format!("{good}---\nkind: Deployment\n  bad: [indent"), "error parsing"),
         (format!("{good}---\napiVersion: v1\nkind: Frobnicator\nmetadata:\n  name: f\n"), "no matches for kind \"Frobnicator\""),
-        (format!("{good}---\n{}", ticker_deployment("Bad_Name", 1, &marker, "x")), "The Deployment \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\""),
+        (
+            format!("{good}---\n{}", ticker_deployment("Bad_Name", 1, &marker, "x")),
+            "The Deployment \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\"",
+        ),
         (
             format!("{good}---\n{}", ticker_deployment("neg", 1, &marker, "x").replace("replicas: 1", "replicas: -1")),
             "The Deployment \"neg\" is invalid",

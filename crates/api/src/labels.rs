@@ -193,7 +193,11 @@ fn check_key(key: &str) -> Result<String, String> {
 
 fn check_value(v: &str) -> Result<(), String> {
     let errs = crate::names::validate_label_value(v);
-    if errs.is_empty() { Ok(()) } else { Err(format!("invalid label value: {v:?}: {}", errs.join("; "))) }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("invalid label value: {v:?}: {}", errs.join("; ")))
+    }
 }
 
 #[cfg(test)]

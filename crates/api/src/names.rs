@@ -14,10 +14,7 @@ fn is_alnum(c: u8) -> bool {
 
 fn label_ok(s: &str) -> bool {
     let b = s.as_bytes();
-    !b.is_empty()
-        && is_alnum(b[0])
-        && is_alnum(b[b.len() - 1])
-        && b.iter().all(|&c| is_alnum(c) || c == b'-')
+    !b.is_empty() && is_alnum(b[0]) && is_alnum(b[b.len() - 1]) && b.iter().all(|&c| is_alnum(c) || c == b'-')
 }
 
 /// Checks a DNS-1123 label; returns upstream's messages for each problem.
@@ -68,7 +65,10 @@ pub fn validate_label_key(key: &str) -> Vec<String> {
         errs.extend(validate_subdomain(p).into_iter().map(|e| format!("prefix part {e}")));
     }
     if !qualified_part_ok(name, false) {
-        errs.push("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character".into());
+        errs.push(
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+                .into(),
+        );
     }
     errs
 }

@@ -119,15 +119,13 @@ pub fn qos_class(spec: &PodSpec) -> &'static str {
 /// critical, which their annotations tell; tinykube has neither, so the
 /// spec suffices.
 fn is_node_critical(spec: &PodSpec) -> bool {
-    spec.priority_class_name.as_deref() == Some(SYSTEM_NODE_CRITICAL)
-        && spec.priority.is_some_and(|p| p >= SYSTEM_CRITICAL_PRIORITY)
+    spec.priority_class_name.as_deref() == Some(SYSTEM_NODE_CRITICAL) && spec.priority.is_some_and(|p| p >= SYSTEM_CRITICAL_PRIORITY)
 }
 
 /// A restartable init container runs for the pod's whole life, beside the
 /// regular containers.
 fn is_sidecar(spec: &PodSpec, c: &Container) -> bool {
-    c.restart_policy.as_deref() == Some("Always")
-        && spec.init_containers.iter().flatten().any(|init| init.name == c.name)
+    c.restart_policy.as_deref() == Some("Always") && spec.init_containers.iter().flatten().any(|init| init.name == c.name)
 }
 
 /// The Burstable formula: a container that requests a tenth of the node's
@@ -179,8 +177,7 @@ mod tests {
     /// pairs.
     fn container(name: &str, requests: &[(&str, &str)], limits: &[(&str, &str)]) -> Container {
         let list = |pairs: &[(&str, &str)]| {
-            (!pairs.is_empty())
-                .then(|| pairs.iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect())
+            (!pairs.is_empty()).then(|| pairs.iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect())
         };
         Container {
             name: name.into(),
@@ -201,23 +198,53 @@ mod tests {
         let cases: Vec<(&str, PodSpec, &str)> = vec![
             ("no resources", pod(vec![none()], vec![]), BEST_EFFORT),
             ("zero requests count as none", pod(vec![container("c", &[("cpu", "0"), ("memory", "0")], &[])], vec![]), BEST_EFFORT),
-            ("only other resources", pod(vec![container("c", &[("nvidia.com/gpu", "1")], &[("ephemeral-storage", "1Gi")])], vec![]), BEST_EFFORT),
+            (
+                "only other resources",
+                pod(vec![container("c", &[("nvidia.com/gpu", "1")], &[("ephemeral-storage", "1Gi")])], vec![]),
+                BEST_EFFORT,
+            ),
             ("requests equal limits", pod(vec![container("c", CPU_MEM, CPU_MEM)], vec![]), GUARANTEED),
             ("limits only: requests default to them", pod(vec![container("c", &[], CPU_MEM)], vec![]), GUARANTEED),
-            ("same amount written differently", pod(vec![container("c", &[("cpu", "0.1"), ("memory", "104857600")], CPU_MEM)], vec![]), GUARANTEED),
-            ("other resources do not matter", pod(vec![container("c", &[("cpu", "1"), ("memory", "1Gi"), ("hugepages-2Mi", "2Mi")], &[("cpu", "1"), ("memory", "1Gi")])], vec![]), GUARANTEED),
+            (
+                "same amount written differently",
+                pod(vec![container("c", &[("cpu", "0.1"), ("memory", "104857600")], CPU_MEM)], vec![]),
+                GUARANTEED,
+            ),
+            (
+                "other resources do not matter",
+                pod(
+                    vec![container("c", &[("cpu", "1"), ("memory", "1Gi"), ("hugepages-2Mi", "2Mi")], &[("cpu", "1"), ("memory", "1Gi")])],
+                    vec![],
+                ),
+                GUARANTEED,
+            ),
             ("requests only", pod(vec![container("c", CPU_MEM, &[])], vec![]), BURSTABLE),
             ("requests below limits", pod(vec![container("c", &[("cpu", "50m"), ("memory", "100Mi")], CPU_MEM)], vec![]), BURSTABLE),
             ("only a cpu limit", pod(vec![container("c", &[], &[("cpu", "1")])], vec![]), BURSTABLE),
             ("one container without resources", pod(vec![container("a", CPU_MEM, CPU_MEM), none()], vec![]), BURSTABLE),
-            ("an init container counts too", pod(vec![container("c", CPU_MEM, CPU_MEM)], vec![container("init", &[("cpu", "10m")], &[])]), BURSTABLE),
+            (
+                "an init container counts too",
+                pod(vec![container("c", CPU_MEM, CPU_MEM)], vec![container("init", &[("cpu", "10m")], &[])]),
+                BURSTABLE,
+            ),
             ("an init container alone makes it burstable", pod(vec![none()], vec![container("init", CPU_MEM, &[])]), BURSTABLE),
-            ("guaranteed init containers", pod(vec![container("c", CPU_MEM, CPU_MEM)], vec![container("init", CPU_MEM, CPU_MEM)]), GUARANTEED),
+            (
+                "guaranteed init containers",
+                pod(vec![container("c", CPU_MEM, CPU_MEM)], vec![container("init", CPU_MEM, CPU_MEM)]),
+                GUARANTEED,
+            ),
             // Upstream compares sums over the pod, not each container.
-            ("sums match though containers differ", pod(vec![
-                container("a", &[("cpu", "1"), ("memory", "1Gi")], &[("cpu", "2"), ("memory", "1Gi")]),
-                container("b", &[("cpu", "2"), ("memory", "1Gi")], &[("cpu", "1"), ("memory", "1Gi")]),
-            ], vec![]), GUARANTEED),
+            (
+                "sums match though containers differ",
+                pod(
+                    vec![
+                        container("a", &[("cpu", "1"), ("memory", "1Gi")], &[("cpu", "2"), ("memory", "1Gi")]),
+                        container("b", &[("cpu", "2"), ("memory", "1Gi")], &[("cpu", "1"), ("memory", "1Gi")]),
+                    ],
+                    vec![],
+                ),
+                GUARANTEED,
+            ),
         ];
         for (name, spec, want) in cases {
             assert_eq!(qos_class(&spec), want, "{name}");
@@ -249,8 +276,20 @@ mod tests {
             ("burstable, more than the node", pod(vec![burstable("20Gi")], vec![]), burstable("20Gi"), 10 * GI, 3),
             ("burstable, all of the node", pod(vec![burstable("10Gi")], vec![]), burstable("10Gi"), 10 * GI, 3),
             ("burstable, a tiny request stays below best effort", pod(vec![burstable("1Ki")], vec![]), burstable("1Ki"), 10 * GI, 999),
-            ("burstable container without a memory request", pod(vec![container("c", &[("cpu", "1")], &[])], vec![]), container("c", &[("cpu", "1")], &[]), 10 * GI, 999),
-            ("burstable, limits only", pod(vec![container("c", &[], &[("memory", "1Gi")])], vec![]), container("c", &[], &[("memory", "1Gi")]), 10 * GI, 900),
+            (
+                "burstable container without a memory request",
+                pod(vec![container("c", &[("cpu", "1")], &[])], vec![]),
+                container("c", &[("cpu", "1")], &[]),
+                10 * GI,
+                999,
+            ),
+            (
+                "burstable, limits only",
+                pod(vec![container("c", &[], &[("memory", "1Gi")])], vec![]),
+                container("c", &[], &[("memory", "1Gi")]),
+                10 * GI,
+                900,
+            ),
             ("sidecar: no higher than the smallest regular container", with_sidecar.clone(), sidecar, 10 * GI, 800),
             ("regular container next to a sidecar", with_sidecar.clone(), with_sidecar.containers[0].clone(), 10 * GI, 500),
             ("one-shot init container: its own request", with_init, one_shot, 10 * GI, 900),

@@ -59,11 +59,8 @@ fn parse(s: &str) -> Result<Parsed, String> {
     if significant.len() > MAX_DIGITS {
         return Err(err("too many significant digits"));
     }
-    let mantissa: u128 = if significant.is_empty() {
-        0
-    } else {
-        significant.parse().map_err(|_| err("unable to parse numeric part of quantity"))?
-    };
+    let mantissa: u128 =
+        if significant.is_empty() { 0 } else { significant.parse().map_err(|_| err("unable to parse numeric part of quantity"))? };
     let fraction_digits = i32::try_from(fraction.len()).map_err(|_| err("too many digits"))?;
 
     let (exp10, exp2) = match suffix {
@@ -85,10 +82,8 @@ fn parse(s: &str) -> Result<Parsed, String> {
         "Ei" => (0, 60),
         _ => {
             // `e3`, `E-2`: a decimal exponent. A bare `E` was Exa, above.
-            let exponent = suffix
-                .strip_prefix(['e', 'E'])
-                .filter(|e| !e.is_empty())
-                .ok_or_else(|| err("unable to parse quantity's suffix"))?;
+            let exponent =
+                suffix.strip_prefix(['e', 'E']).filter(|e| !e.is_empty()).ok_or_else(|| err("unable to parse quantity's suffix"))?;
             let exponent: i32 = exponent.parse().map_err(|_| err("unable to parse quantity's suffix"))?;
             if exponent.abs() > 100 {
                 return Err(err("exponent out of range"));

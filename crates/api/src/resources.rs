@@ -122,11 +122,7 @@ pub fn by_kind(api_version: &str, kind: &str) -> Result<&'static ResourceInfo, A
     RESOURCES
         .iter()
         .find(|r| r.kind == kind && r.api_version() == api_version)
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "no matches for kind \"{kind}\" in version \"{api_version}\""
-            ))
-        })
+        .ok_or_else(|| ApiError::bad_request(format!("no matches for kind \"{kind}\" in version \"{api_version}\"")))
 }
 
 /// Resolves what a user types on a command line (`po`, `pod`, `pods`,
@@ -139,10 +135,7 @@ pub fn by_user_name(name: &str) -> Option<&'static ResourceInfo> {
     };
     RESOURCES.iter().find(|r| {
         group.as_deref().is_none_or(|g| g == r.group)
-            && (r.resource == base
-                || r.singular == base
-                || r.kind.eq_ignore_ascii_case(&base)
-                || r.short_names.contains(&base.as_str()))
+            && (r.resource == base || r.singular == base || r.kind.eq_ignore_ascii_case(&base) || r.short_names.contains(&base.as_str()))
     })
 }
 
@@ -175,8 +168,16 @@ mod tests {
 
     #[test]
     fn user_names_resolve_like_kubectl() {
-        for (typed, want) in [("po", "pods"), ("pod", "pods"), ("Pods", "pods"), ("deploy", "deployments"),
-            ("deployments.apps", "deployments"), ("rs", "replicasets"), ("no", "nodes"), ("Deployment", "deployments")] {
+        for (typed, want) in [
+            ("po", "pods"),
+            ("pod", "pods"),
+            ("Pods", "pods"),
+            ("deploy", "deployments"),
+            ("deployments.apps", "deployments"),
+            ("rs", "replicasets"),
+            ("no", "nodes"),
+            ("Deployment", "deployments"),
+        ] {
             assert_eq!(by_user_name(typed).map(|r| r.resource), Some(want), "{typed}");
         }
         assert!(by_user_name("frobs").is_none());

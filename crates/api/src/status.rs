@@ -108,8 +108,7 @@ impl ApiError {
 
     /// 404: `deployments.apps "web" not found`.
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, resource)))
-            .with_details(name, group, resource)
+        Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, resource))).with_details(name, group, resource)
     }
 
     /// 409: `deployments.apps "web" already exists`.
@@ -120,17 +119,12 @@ impl ApiError {
 
     /// 409 on a stale resourceVersion, with upstream's wording.
     pub fn conflict(group: &str, resource: &str, name: &str, why: &str) -> Self {
-        Self::new(
-            409,
-            "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(group, resource)),
-        )
-        .with_details(name, group, resource)
+        Self::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(group, resource)))
+            .with_details(name, group, resource)
     }
 
     /// The `why` of a stale update, as upstream's `OptimisticLockErrorMsg`.
-    pub const OPTIMISTIC_LOCK: &'static str =
-        "the object has been modified; please apply your changes to the latest version and try again";
+    pub const OPTIMISTIC_LOCK: &'static str = "the object has been modified; please apply your changes to the latest version and try again";
 
     /// 422: `Deployment.apps "web" is invalid: spec.replicas: Invalid value: ...`.
     pub fn invalid(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> Self {
@@ -139,13 +133,10 @@ impl ApiError {
             [one] => one.to_string_with_field(),
             many => format!("[{}]", many.iter().map(FieldError::to_string_with_field).collect::<Vec<_>>().join(", ")),
         };
-        let mut err = Self::new(422, "Invalid", format!("{qualified_kind} \"{name}\" is invalid: {list}"))
-            .with_details(name, group, kind);
+        let mut err = Self::new(422, "Invalid", format!("{qualified_kind} \"{name}\" is invalid: {list}")).with_details(name, group, kind);
         if let Some(d) = err.details.as_mut() {
-            d.causes = errors
-                .iter()
-                .map(|e| Cause { reason: e.reason.into(), message: e.message.clone(), field: e.field.clone() })
-                .collect();
+            d.causes =
+                errors.iter().map(|e| Cause { reason: e.reason.into(), message: e.message.clone(), field: e.field.clone() }).collect();
         }
         err
     }
@@ -277,10 +268,7 @@ mod tests {
             "web",
             &[FieldError::invalid("spec.replicas", -1, "must be greater than or equal to 0")],
         );
-        assert_eq!(
-            inv.message,
-            "Deployment.apps \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
-        );
+        assert_eq!(inv.message, "Deployment.apps \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0");
         assert_eq!(inv.details.as_ref().unwrap().causes[0].field, "spec.replicas");
     }
 

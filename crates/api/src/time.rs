@@ -32,7 +32,11 @@ pub fn human_duration(seconds: i64) -> String {
         10_800..=172_799 => format!("{}h", s / 3600),
         _ => {
             let (d, h) = (s / 86_400, (s % 86_400) / 3600);
-            if h == 0 || d >= 8 { format!("{d}d") } else { format!("{d}d{h}h") }
+            if h == 0 || d >= 8 {
+                format!("{d}d")
+            } else {
+                format!("{d}d{h}h")
+            }
         }
     }
 }

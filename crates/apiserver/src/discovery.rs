@@ -120,7 +120,9 @@ mod tests {
     fn discovery_lists_every_resource_and_subresource() {
         let core = api_resource_list("", "v1").unwrap();
         let names: Vec<&str> = core["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-        for want in ["pods", "pods/status", "pods/log", "pods/exec", "pods/binding", "nodes", "namespaces", "events", "configmaps", "secrets"] {
+        for want in
+            ["pods", "pods/status", "pods/log", "pods/exec", "pods/binding", "nodes", "namespaces", "events", "configmaps", "secrets"]
+        {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
         let apps = api_resource_list("apps", "v1").unwrap();

@@ -155,9 +155,8 @@ impl ExecOptions {
     pub fn from_query(query: &str) -> Result<Self, ApiError> {
         let mut opts = ExecOptions::default();
         for (key, value) in form_pairs(query) {
-            let flag = |v: &str| {
-                parse_bool(v).ok_or_else(|| ApiError::bad_request(format!("invalid value for {key}: {v:?} is not a boolean")))
-            };
+            let flag =
+                |v: &str| parse_bool(v).ok_or_else(|| ApiError::bad_request(format!("invalid value for {key}: {v:?} is not a boolean")));
             match key.as_str() {
                 "command" => opts.command.push(value),
                 "container" => opts.container = value,
@@ -226,10 +225,7 @@ pub fn resolve_container(pod: &Value, requested: &str) -> Result<String, ApiErro
             [only] => Ok(only.clone()),
             [] => Err(ApiError::bad_request(format!("a container name must be specified for pod {pod_name}"))),
             many => {
-                let mut msg = format!(
-                    "a container name must be specified for pod {pod_name}, choose one of: [{}]",
-                    many.join(" ")
-                );
+                let mut msg = format!("a container name must be specified for pod {pod_name}, choose one of: [{}]", many.join(" "));
                 if !init.is_empty() {
                     msg.push_str(&format!(" or one of the init containers: [{}]", init.join(" ")));
                 }
@@ -266,10 +262,7 @@ fn check_pod(pod: &Value, opts: &mut ExecOptions) -> Result<(), ApiError> {
         return Err(ApiError::bad_request(format!("pod {pod_name} does not have a host assigned")));
     }
     if !container_running(pod, &opts.container) {
-        return Err(ApiError::bad_request(format!(
-            "unable to upgrade connection: container not found ({:?})",
-            opts.container
-        )));
+        return Err(ApiError::bad_request(format!("unable to upgrade connection: container not found ({:?})", opts.container)));
     }
     Ok(())
 }
@@ -405,9 +398,7 @@ impl StreamStatus {
     pub fn from_exit(command: &[String], exit: &ExecExit) -> Self {
         match exit.code {
             0 => Self::success(),
-            code if code < 0 => {
-                Self::internal(if exit.error.is_empty() { "the command could not be started" } else { &exit.error })
-            }
+            code if code < 0 => Self::internal(if exit.error.is_empty() { "the command could not be started" } else { &exit.error }),
             code => Self::non_zero_exit(command, code),
         }
     }
@@ -481,11 +472,7 @@ impl Session {
             .send(ExecInput { input: Some(exec_input::Input::Start(start)) })
             .await
             .map_err(|_| ApiError::internal("the exec input channel closed before it was used"))?;
-        let output = agent
-            .exec(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-            .map_err(|s| ApiError::from_grpc(&s))?
-            .into_inner();
+        let output = agent.exec(tokio_stream::wrappers::ReceiverStream::new(rx)).await.map_err(|s| ApiError::from_grpc(&s))?.into_inner();
         Ok(Session { protocol, accept_key, options, input, output })
     }
 
@@ -547,8 +534,7 @@ fn websocket_handshake(headers: &HeaderMap) -> Result<(Protocol, String), ApiErr
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .ok_or_else(|| ApiError::bad_request("the WebSocket upgrade has no Sec-WebSocket-Key header"))?;
-    let offered: Vec<&str> =
-        headers.get_all(header::SEC_WEBSOCKET_PROTOCOL).iter().filter_map(|v| v.to_str().ok()).collect();
+    let offered: Vec<&str> = headers.get_all(header::SEC_WEBSOCKET_PROTOCOL).iter().filter_map(|v| v.to_str().ok()).collect();
     let protocol = Protocol::negotiate(offered.iter().copied()).ok_or_else(|| {
         ApiError::bad_request(format!(
             "unable to upgrade connection: requested protocol(s) are not supported: [{}]; supports [{V5_PROTOCOL} {V4_PROTOCOL}]",
@@ -800,10 +786,7 @@ mod tests {
         let message = |p: &Value, opts: &mut ExecOptions| check_pod(p, opts).err().map(|e| e.message);
         assert_eq!(message(&p, &mut opts.clone()).as_deref(), Some("pod web does not have a host assigned"));
         p["spec"]["nodeName"] = json!("n1");
-        assert_eq!(
-            message(&p, &mut opts.clone()).as_deref(),
-            Some("unable to upgrade connection: container not found (\"app\")")
-        );
+        assert_eq!(message(&p, &mut opts.clone()).as_deref(), Some("unable to upgrade connection: container not found (\"app\")"));
         p["status"] = json!({"containerStatuses": [{"name": "app", "state": {"running": {}}}]});
         assert_eq!(message(&p, &mut opts), None);
         assert_eq!(opts.container, "app", "the only container is picked");
@@ -839,10 +822,7 @@ mod tests {
             ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
             ("sec-websocket-protocol", "v5.channel.k8s.io, v4.channel.k8s.io"),
         ];
-        assert_eq!(
-            websocket_handshake(&headers(&good)).unwrap(),
-            (Protocol::V5, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".to_string())
-        );
+        assert_eq!(websocket_handshake(&headers(&good)).unwrap(), (Protocol::V5, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".to_string()));
         let spdy = headers(&[("connection", "Upgrade"), ("upgrade", "SPDY/3.1"), ("x-stream-protocol-version", "v4.channel.k8s.io")]);
         let err = websocket_handshake(&spdy).unwrap_err();
         assert_eq!(err.code, 400);
@@ -1002,9 +982,7 @@ mod tests {
                         }
                     });
                     tokio::spawn(
-                        hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .with_upgrades(),
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades(),
                     );
                 }
             });
@@ -1112,9 +1090,7 @@ mod tests {
             let fx = start().await;
             let (mut ws, _) = connect(fx.addr, "web", "command=wait&stdin=true&stdout=true").await;
             ws.close(None).await.unwrap();
-            tokio::time::timeout(Duration::from_secs(10), fx.input_ended.notified())
-                .await
-                .expect("the agent saw its input end");
+            tokio::time::timeout(Duration::from_secs(10), fx.input_ended.notified()).await.expect("the agent saw its input end");
         }
 
         /// A plain HTTP request; returns the status line and the body.
@@ -1133,11 +1109,31 @@ mod tests {
             let fx = start().await;
             let ws_headers = "Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n";
             let cases = [
-                ("/api/v1/namespaces/default/pods/web/exec?command=ls&stdout=true", "", "400", "tinykube supports exec over WebSocket (v5.channel.k8s.io) only"),
+                (
+                    "/api/v1/namespaces/default/pods/web/exec?command=ls&stdout=true",
+                    "",
+                    "400",
+                    "tinykube supports exec over WebSocket (v5.channel.k8s.io) only",
+                ),
                 ("/api/v1/namespaces/default/pods/nope/exec?command=ls&stdout=true", ws_headers, "404", "pods \"nope\" not found"),
-                ("/api/v1/namespaces/default/pods/web/exec?stdout=true", ws_headers, "400", "you must specify at least one command for the container"),
-                ("/api/v1/namespaces/default/pods/web/exec?command=ls&container=x&stdout=true", ws_headers, "400", "container x is not valid for pod web"),
-                ("/api/v1/namespaces/default/pods/pending/exec?command=ls&stdout=true", ws_headers, "400", "unable to upgrade connection: container not found (\"c\")"),
+                (
+                    "/api/v1/namespaces/default/pods/web/exec?stdout=true",
+                    ws_headers,
+                    "400",
+                    "you must specify at least one command for the container",
+                ),
+                (
+                    "/api/v1/namespaces/default/pods/web/exec?command=ls&container=x&stdout=true",
+                    ws_headers,
+                    "400",
+                    "container x is not valid for pod web",
+                ),
+                (
+                    "/api/v1/namespaces/default/pods/pending/exec?command=ls&stdout=true",
+                    ws_headers,
+                    "400",
+                    "unable to upgrade connection: container not found (\"c\")",
+                ),
             ];
             for (path, headers, code, message) in cases {
                 // `Connection: close` is sent too; hyper reads the upgrade

@@ -294,17 +294,27 @@ status: {}
     fn misspelt_fields_are_named_by_path() {
         type Edit = fn(&mut Value);
         let cases: &[(&str, Edit, &[&str])] = &[
-            ("container field", |d| d["spec"]["template"]["spec"]["containers"][0]["imagee"] = json!("nginx"),
-                &["spec.template.spec.containers[0].imagee"]),
+            (
+                "container field",
+                |d| d["spec"]["template"]["spec"]["containers"][0]["imagee"] = json!("nginx"),
+                &["spec.template.spec.containers[0].imagee"],
+            ),
             ("spec field", |d| d["spec"]["replicass"] = json!(3), &["spec.replicass"]),
             ("top level", |d| d["specc"] = json!({}), &["specc"]),
             ("metadata", |d| d["metadata"]["lables"] = json!({"a": "b"}), &["metadata.lables"]),
-            ("second list element", |d| d["spec"]["template"]["spec"]["volumes"][1]["configMap"]["nmae"] = json!("x"),
-                &["spec.template.spec.volumes[1].configMap.nmae"]),
-            ("two at once", |d| {
-                d["spec"]["replicass"] = json!(3);
-                d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerport"] = json!(80);
-            }, &["spec.replicass", "spec.template.spec.containers[0].ports[0].containerport"]),
+            (
+                "second list element",
+                |d| d["spec"]["template"]["spec"]["volumes"][1]["configMap"]["nmae"] = json!("x"),
+                &["spec.template.spec.volumes[1].configMap.nmae"],
+            ),
+            (
+                "two at once",
+                |d| {
+                    d["spec"]["replicass"] = json!(3);
+                    d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerport"] = json!(80);
+                },
+                &["spec.replicass", "spec.template.spec.containers[0].ports[0].containerport"],
+            ),
             ("unknown object keeps its path, not its insides", |d| d["spec"]["extra"] = json!({"a": {"b": 1}}), &["spec.extra"]),
             ("unknown null is dropped silently", |d| d["spec"]["replicass"] = Value::Null, &[]),
         ];

@@ -6,8 +6,8 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use api::proto::resources_server::Resources;
 use api::proto;
+use api::proto::resources_server::Resources;
 use api::{ApiError, ResourceInfo};
 use futures::{Stream, StreamExt};
 use serde_json::Value;
@@ -45,8 +45,7 @@ fn resolve(r: Option<&proto::ResourceRef>) -> Result<(&'static ResourceInfo, Str
 
 fn parse_object(obj: Option<&proto::Object>) -> Result<Value, Status> {
     let obj = obj.ok_or_else(|| ApiError::bad_request("object is required").to_grpc())?;
-    serde_json::from_slice(&obj.json)
-        .map_err(|e| ApiError::bad_request(format!("the object is not valid JSON: {e}")).to_grpc())
+    serde_json::from_slice(&obj.json).map_err(|e| ApiError::bad_request(format!("the object is not valid JSON: {e}")).to_grpc())
 }
 
 fn reply(obj: Value) -> Result<Response<proto::Object>, Status> {
@@ -91,8 +90,7 @@ impl Resources for ResourcesService {
             namespace: ns,
             filter,
             resource_version: req.resource_version,
-            bookmark_interval: (req.bookmark_interval_seconds > 0)
-                .then(|| Duration::from_secs(req.bookmark_interval_seconds.into())),
+            bookmark_interval: (req.bookmark_interval_seconds > 0).then(|| Duration::from_secs(req.bookmark_interval_seconds.into())),
             initial_events_end: false,
         };
         let rx = watch::watch(&self.registry, info, params).await.map_err(grpc)?;
@@ -133,8 +131,7 @@ impl Resources for ResourcesService {
         let options: Value = if req.options.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&req.options)
-                .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")).to_grpc())?
+            serde_json::from_slice(&req.options).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")).to_grpc())?
         };
         reply(self.registry.delete(info, &ns, &req.name, &options).await.map_err(grpc)?.object)
     }

@@ -142,15 +142,15 @@ impl ApiServer {
             let service = hyper::service::service_fn(move |req: ::http::Request<hyper::body::Incoming>| {
                 let (grpc, rest) = (grpc.clone(), rest.clone());
                 async move {
-                    let is_grpc = req
-                        .headers()
-                        .get(::http::header::CONTENT_TYPE)
-                        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+                    let is_grpc =
+                        req.headers().get(::http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
                     if is_grpc {
                         use tower::ServiceExt;
                         let resp = grpc.oneshot(req).await.unwrap_or_else(|never| match never {});
                         Ok::<_, std::convert::Infallible>(resp.map(|b| {
-                            http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(b, |s| std::io::Error::other(s.to_string())))
+                            http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(b, |s| {
+                                std::io::Error::other(s.to_string())
+                            }))
                         }))
                     } else {
                         Ok(rest::handle(rest, req).await)
@@ -196,7 +196,12 @@ async fn compact_periodically(registry: Registry, interval: Duration, cancel: Ca
         }
         previous = registry
             .kv()
-            .range(store::RangeRequest { key: b"/registry/".to_vec(), range_end: store::prefix_end(b"/registry/"), count_only: true, ..Default::default() })
+            .range(store::RangeRequest {
+                key: b"/registry/".to_vec(),
+                range_end: store::prefix_end(b"/registry/"),
+                count_only: true,
+                ..Default::default()
+            })
             .await
             .ok()
             .map(|r| r.revision);

@@ -36,17 +36,15 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use store::{
-    DeleteRangeRequest, DeleteRangeResponse, Kv, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
-    TxnRequest, TxnResponse, WatchRequest, Watcher,
+    DeleteRangeRequest, DeleteRangeResponse, Kv, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
+    WatchRequest, Watcher,
 };
 
 /// Upstream's buckets for `apiserver_request_duration_seconds` and
 /// `etcd_request_duration_seconds`, in seconds: fine at the bottom for the
 /// SLO's "1 s for a mutating call", long at the top for big lists.
-pub const DURATION_BUCKETS: &[f64] = &[
-    0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0,
-    45.0, 60.0,
-];
+pub const DURATION_BUCKETS: &[f64] =
+    &[0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0];
 
 /// The `component` label: upstream's constant for the api-server.
 pub const COMPONENT: &str = "apiserver";
@@ -214,10 +212,7 @@ fn clean_subresource(sub: Option<&str>) -> &'static str {
 type ObjectType = (&'static str, &'static str);
 
 fn object_type(key: &[u8]) -> ObjectType {
-    let resource = key
-        .strip_prefix(b"/registry/")
-        .map(|rest| rest.split(|b| *b == b'/').next().unwrap_or_default())
-        .unwrap_or_default();
+    let resource = key.strip_prefix(b"/registry/").map(|rest| rest.split(|b| *b == b'/').next().unwrap_or_default()).unwrap_or_default();
     api::resources::RESOURCES
         .iter()
         .find(|r| r.resource.as_bytes() == resource)
@@ -268,10 +263,7 @@ impl Metrics {
     /// Records a finished REST request: its count by code, and its latency.
     pub fn observe_request(&self, info: RequestInfo, code: u16, elapsed: Duration) {
         *lock(&self.requests).entry((info, code)).or_default() += 1;
-        lock(&self.durations)
-            .entry(info)
-            .or_insert_with(|| Histogram::new(DURATION_BUCKETS))
-            .observe(elapsed.as_secs_f64());
+        lock(&self.durations).entry(info).or_insert_with(|| Histogram::new(DURATION_BUCKETS)).observe(elapsed.as_secs_f64());
     }
 
     /// Counts a long-running request (a watch) as open until the returned
@@ -309,7 +301,12 @@ impl Metrics {
         for (info, n) in lock(&self.longrunning).iter() {
             let _ = writeln!(out, "apiserver_longrunning_requests{{{}}} {n}", request_labels(info, false));
         }
-        header(&mut out, "etcd_request_duration_seconds", "histogram", "Etcd request latency in seconds for each operation and object type.");
+        header(
+            &mut out,
+            "etcd_request_duration_seconds",
+            "histogram",
+            "Etcd request latency in seconds for each operation and object type.",
+        );
         for ((operation, (resource, group)), h) in lock(&self.etcd).iter() {
             let ty = if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") };
             let labels = format!("operation=\"{}\",type=\"{}\"", escape(operation), escape(&ty));
@@ -393,10 +390,12 @@ impl MeteredKv {
 
 fn txn_operation(req: &TxnRequest) -> &'static str {
     let deletes = req.success.iter().any(|op| matches!(op, RequestOp::DeleteRange(_)));
-    let creates = req
-        .compare
-        .iter()
-        .any(|c| matches!(c.target, store::CompareTarget::ModRevision(0) | store::CompareTarget::CreateRevision(0) | store::CompareTarget::Version(0)));
+    let creates = req.compare.iter().any(|c| {
+        matches!(
+            c.target,
+            store::CompareTarget::ModRevision(0) | store::CompareTarget::CreateRevision(0) | store::CompareTarget::Version(0)
+        )
+    });
     if deletes {
         "delete"
     } else if creates {
@@ -509,7 +508,16 @@ mod tests {
         use http::Method;
         let deploy = api::resources::by_resource("apps", "deployments").expect("deployments");
         // (method, resource, namespace, named, subresource, watch, apply) -> (verb, scope, subresource)
-        type Case = (Method, &'static api::ResourceInfo, &'static str, bool, Option<&'static str>, bool, bool, (&'static str, &'static str, &'static str));
+        type Case = (
+            Method,
+            &'static api::ResourceInfo,
+            &'static str,
+            bool,
+            Option<&'static str>,
+            bool,
+            bool,
+            (&'static str, &'static str, &'static str),
+        );
         let cases: &[Case] = &[
             (Method::GET, pods(), "default", true, None, false, false, ("GET", "resource", "")),
             (Method::GET, pods(), "default", false, None, false, false, ("LIST", "namespace", "")),
@@ -541,7 +549,8 @@ mod tests {
         let watch = RequestInfo::resource(&http::Method::GET, pods(), "", false, None, true, false, false);
         let open = m.long_running(watch);
         let text = m.render();
-        let labels = r#"verb="LIST",dry_run="",group="",version="v1",resource="pods",subresource="",scope="namespace",component="apiserver""#;
+        let labels =
+            r#"verb="LIST",dry_run="",group="",version="v1",resource="pods",subresource="",scope="namespace",component="apiserver""#;
         for line in [
             "# TYPE apiserver_request_total counter".to_string(),
             format!("apiserver_request_total{{{labels},code=\"200\"}} 2"),
@@ -584,7 +593,16 @@ mod tests {
         let cancel = tokio_util::sync::CancellationToken::new();
         tokio::spawn(server.serve(listener, cancel.clone()));
 
-        let list = RequestInfo::resource(&http::Method::GET, api::resources::by_resource("", "configmaps").expect("configmaps"), "default", false, None, false, false, false);
+        let list = RequestInfo::resource(
+            &http::Method::GET,
+            api::resources::by_resource("", "configmaps").expect("configmaps"),
+            "default",
+            false,
+            None,
+            false,
+            false,
+            false,
+        );
         let before = global().request_count(&list, 200);
         let answer = http_get(addr, "/api/v1/namespaces/default/configmaps").await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

@@ -44,9 +44,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ListMeta, Status};
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, Visitor};
 use serde_json::{json, Map, Value};
@@ -224,7 +222,9 @@ fn build_document(group: &str, version: &str) -> Value {
             tracing::warn!(error = %e, "tracing a meta type failed");
         }
     }
-    components.schemas.insert("Patch".into(), json!({ "type": "object", "description": "A JSON patch, merge patch or strategic merge patch document." }));
+    components
+        .schemas
+        .insert("Patch".into(), json!({ "type": "object", "description": "A JSON patch, merge patch or strategic merge patch document." }));
     json!({
         "openapi": "3.0.0",
         "info": { "title": "Kubernetes", "version": KUBERNETES_VERSION },
@@ -337,14 +337,7 @@ impl OpNamer<'_> {
 
 /// Read, replace and patch (and delete for the object itself) of an
 /// object or one of its subresources. `suffix` is `Status` or `Scale`.
-fn item_path(
-    namer: &OpNamer<'_>,
-    kind: &str,
-    suffix: &str,
-    gvk: &Value,
-    item_params: &[Value],
-    with_delete: bool,
-) -> Value {
+fn item_path(namer: &OpNamer<'_>, kind: &str, suffix: &str, gvk: &Value, item_params: &[Value], with_delete: bool) -> Value {
     let schema_kind = gvk["kind"].as_str().unwrap_or(kind).to_string();
     let name = format!("{kind}{suffix}");
     let mut path = Map::new();
@@ -442,8 +435,7 @@ fn write_params(patch: bool) -> Vec<Value> {
 }
 
 fn body(content_types: &[&str], schema: &str) -> Value {
-    let content: Map<String, Value> =
-        content_types.iter().map(|ct| (ct.to_string(), json!({ "schema": schema_ref(schema) }))).collect();
+    let content: Map<String, Value> = content_types.iter().map(|ct| (ct.to_string(), json!({ "schema": schema_ref(schema) }))).collect();
     json!({ "content": content, "required": true })
 }
 
@@ -494,12 +486,14 @@ impl de::Error for TraceError {
 
 /// Traces `T` into `components`. `resource` gives the `apiVersion` and
 /// `kind` a top-level kind insists on (its decoder rejects other values).
-fn trace<T: serde::de::DeserializeOwned>(
-    components: &mut Components,
-    resource: Option<(&'static str, &str)>,
-) -> Result<(), TraceError> {
+fn trace<T: serde::de::DeserializeOwned>(components: &mut Components, resource: Option<(&'static str, &str)>) -> Result<(), TraceError> {
     let mut out = None;
-    let tracer = Tracer { components, out: &mut out, sample: "", resource: resource.map(|(v, k)| (v.to_string(), k.to_string())) };
+    let tracer = Tracer {
+        components,
+        out: &mut out,
+        sample: "",
+        resource: resource.map(|(v, k)| (v.to_string(), k.to_string())),
+    };
     T::deserialize(tracer).map(drop)
 }
 
@@ -682,8 +676,7 @@ impl<'de> Deserializer<'de> for Tracer<'_> {
         }
         self.components.in_progress.push(name);
         let resource = self.resource.or_else(|| embedded_resource(name));
-        let mut access =
-            Fields { components: &mut *self.components, fields, next: 0, resource, schemas: vec![], out_single: None };
+        let mut access = Fields { components: &mut *self.components, fields, next: 0, resource, schemas: vec![], out_single: None };
         let result = visitor.visit_map(&mut access);
         let schemas = std::mem::take(&mut access.schemas);
         self.components.in_progress.retain(|n| *n != name);
@@ -857,8 +850,12 @@ mod tests {
     #[test]
     fn index_lists_every_group_version_with_a_hash() {
         let index = v3_index();
-        for (path, want) in [("api/v1", "/openapi/v3/api/v1?hash="), ("apis/apps/v1", "/openapi/v3/apis/apps/v1?hash="),
-            ("apis/batch/v1", "/openapi/v3/apis/batch/v1?hash="), ("apis/coordination.k8s.io/v1", "/openapi/v3/apis/coordination.k8s.io/v1?hash=")] {
+        for (path, want) in [
+            ("api/v1", "/openapi/v3/api/v1?hash="),
+            ("apis/apps/v1", "/openapi/v3/apis/apps/v1?hash="),
+            ("apis/batch/v1", "/openapi/v3/apis/batch/v1?hash="),
+            ("apis/coordination.k8s.io/v1", "/openapi/v3/apis/coordination.k8s.io/v1?hash="),
+        ] {
             let url = index["paths"][path]["serverRelativeURL"].as_str().unwrap_or_default();
             assert!(url.starts_with(want), "{path}: {url}");
             assert!(v3_document(path).is_some(), "{path}");
@@ -926,7 +923,11 @@ mod tests {
         ] {
             assert_eq!(doc["paths"][path][verb]["operationId"], op_id, "{path} {verb}");
         }
-        assert_eq!(apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["patch"]["x-kubernetes-group-version-kind"]["kind"], "Scale");
+        assert_eq!(
+            apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["patch"]["x-kubernetes-group-version-kind"]
+                ["kind"],
+            "Scale"
+        );
         assert!(apps["components"]["schemas"]["Scale"]["properties"]["spec"].is_object());
         assert!(core["paths"]["/api/v1/namespaces/{namespace}/events/{name}/status"].is_null(), "events have no status subresource");
     }
@@ -953,7 +954,13 @@ mod tests {
             (&apps, "Deployment", "metadata.labels", "type", json!("object")),
             (&apps, "Deployment", "metadata.labels", "additionalProperties", json!({ "type": "string" })),
             (&apps, "Deployment", "metadata.ownerReferences", "x-kubernetes-patch-merge-key", json!("uid")),
-            (&core, "Pod", "spec.containers.resources.limits", "additionalProperties", json!({ "type": "string", "x-kubernetes-int-or-string": true })),
+            (
+                &core,
+                "Pod",
+                "spec.containers.resources.limits",
+                "additionalProperties",
+                json!({ "type": "string", "x-kubernetes-int-or-string": true }),
+            ),
             (&core, "Secret", "data", "additionalProperties", json!({ "type": "string", "format": "byte" })),
             (&core, "Event", "eventTime", "format", json!("date-time")),
             (&core, "Service", "spec.ports", "x-kubernetes-patch-merge-key", json!("port")),
@@ -1003,7 +1010,10 @@ mod tests {
         let list = &core["components"]["schemas"]["PodList"];
         assert_eq!(list["properties"]["items"]["items"]["allOf"][0]["$ref"], "#/components/schemas/Pod");
         assert_eq!(list["x-kubernetes-group-version-kind"][0]["kind"], "PodList");
-        assert_eq!(core["paths"]["/api/v1/pods"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/PodList");
+        assert_eq!(
+            core["paths"]["/api/v1/pods"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/PodList"
+        );
     }
 
     /// Every `$ref` in every document names a component of that document.
@@ -1032,8 +1042,11 @@ mod tests {
 
     #[test]
     fn operation_names_follow_upstream() {
-        for (group, version, op, tag_want) in [("", "v1", "CoreV1", "core_v1"), ("apps", "v1", "AppsV1", "apps_v1"),
-            ("coordination.k8s.io", "v1", "CoordinationV1", "coordination_v1")] {
+        for (group, version, op, tag_want) in [
+            ("", "v1", "CoreV1", "core_v1"),
+            ("apps", "v1", "AppsV1", "apps_v1"),
+            ("coordination.k8s.io", "v1", "CoordinationV1", "coordination_v1"),
+        ] {
             assert_eq!(operation_group(group, version), op);
             assert_eq!(tag(group, version), tag_want);
         }

@@ -177,10 +177,7 @@ fn unprocessable() -> ApiError {
 fn json_patch(original: &Value, body: &[u8]) -> Result<Value, ApiError> {
     let raw: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let Value::Array(ops) = &raw else {
-        return Err(ApiError::bad_request(format!(
-            "json: cannot unmarshal {} into Go value of type jsonpatch.Patch",
-            go_json_kind(&raw)
-        )));
+        return Err(ApiError::bad_request(format!("json: cannot unmarshal {} into Go value of type jsonpatch.Patch", go_json_kind(&raw))));
     };
     if ops.len() > MAX_JSON_PATCH_OPERATIONS {
         return Err(ApiError::too_large(format!(
@@ -506,10 +503,9 @@ fn validate_patch_with_set_order(patch_list: &[Value], order: &[Value], merge_ke
     let mut items = Vec::new();
     for item in patch_list {
         if merge_key.is_some() {
-            let Value::Object(m) = item else { return Err(SmpError::Other(format!(
-                "expected a map[string]interface {{}}, but received a {}",
-                go_type(item)
-            ))) };
+            let Value::Object(m) = item else {
+                return Err(SmpError::Other(format!("expected a map[string]interface {{}}, but received a {}", go_type(item))));
+            };
             if m.get(DIRECTIVE_MARKER).and_then(Value::as_str) == Some("delete") {
                 continue;
             }
@@ -677,10 +673,7 @@ fn identity(item: &Value, merge_key: Option<&str>) -> Value {
 fn identity_checked(item: &Value, merge_key: Option<&str>) -> Result<Value, SmpError> {
     match (merge_key, item) {
         (Some(k), Value::Object(m)) => m.get(k).cloned().ok_or_else(|| no_merge_key(m, k)),
-        (Some(_), other) => Err(SmpError::Other(format!(
-            "expected a map[string]interface {{}}, but received a {}",
-            go_type(other)
-        ))),
+        (Some(_), other) => Err(SmpError::Other(format!("expected a map[string]interface {{}}, but received a {}", go_type(other)))),
         (None, v) => Ok(v.clone()),
     }
 }
@@ -1060,8 +1053,8 @@ mod tests {
         let deployments = info("deployments", "apps");
         for case in cases {
             let body = serde_json::to_vec(&case.patch).unwrap();
-            let out = apply(PatchType::StrategicMerge, deployments, &deployment(), &body)
-                .unwrap_or_else(|e| panic!("{}: {e:?}", case.name));
+            let out =
+                apply(PatchType::StrategicMerge, deployments, &deployment(), &body).unwrap_or_else(|e| panic!("{}: {e:?}", case.name));
             assert_no_directives(&out, case.name);
             (case.check)(&out);
         }
@@ -1095,7 +1088,8 @@ mod tests {
 
         // A Pod's own spec, and a Scale object (kind read from the object).
         let pod = json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "a"}]}});
-        let out = apply(PatchType::StrategicMerge, info("pods", ""), &pod, br#"{"spec":{"containers":[{"name":"c","image":"b"}]}}"#).unwrap();
+        let out =
+            apply(PatchType::StrategicMerge, info("pods", ""), &pod, br#"{"spec":{"containers":[{"name":"c","image":"b"}]}}"#).unwrap();
         assert_eq!(out["spec"]["containers"], json!([{"name": "c", "image": "b"}]));
         let scale = json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "web"}, "spec": {"replicas": 1}});
         let out = apply(PatchType::StrategicMerge, info("deployments", "apps"), &scale, br#"{"spec":{"replicas":3}}"#).unwrap();
@@ -1201,7 +1195,8 @@ mod tests {
                 assert_eq!(pod_spec(v)["containers"], json!([{"name": "web", "image": "x"}]))
             }),
         ] {
-            let out = apply(PatchType::Merge, d, &deployment(), &serde_json::to_vec(&patch).unwrap()).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            let out =
+                apply(PatchType::Merge, d, &deployment(), &serde_json::to_vec(&patch).unwrap()).unwrap_or_else(|e| panic!("{name}: {e:?}"));
             check(&out);
         }
     }
@@ -1234,19 +1229,50 @@ mod tests {
             ("bad JSON, strategic", PatchType::StrategicMerge, "{\"a\":", 400, "BadRequest"),
             ("strategic patch not an object", PatchType::StrategicMerge, "[1]", 400, "BadRequest"),
             ("unknown $patch value", PatchType::StrategicMerge, r#"{"metadata":{"labels":{"$patch":"frob"}}}"#, 500, ""),
-            ("unknown $patch in a list", PatchType::StrategicMerge,
-                r#"{"spec":{"template":{"spec":{"containers":[{"$patch":"frob","name":"web"}]}}}}"#, 500, ""),
-            ("delete without merge key", PatchType::StrategicMerge,
-                r#"{"spec":{"template":{"spec":{"containers":[{"$patch":"delete"}]}}}}"#, 500, ""),
-            ("item without merge key", PatchType::StrategicMerge,
-                r#"{"spec":{"template":{"spec":{"containers":[{"image":"x"}]}}}}"#, 500, ""),
+            (
+                "unknown $patch in a list",
+                PatchType::StrategicMerge,
+                r#"{"spec":{"template":{"spec":{"containers":[{"$patch":"frob","name":"web"}]}}}}"#,
+                500,
+                "",
+            ),
+            (
+                "delete without merge key",
+                PatchType::StrategicMerge,
+                r#"{"spec":{"template":{"spec":{"containers":[{"$patch":"delete"}]}}}}"#,
+                500,
+                "",
+            ),
+            (
+                "item without merge key",
+                PatchType::StrategicMerge,
+                r#"{"spec":{"template":{"spec":{"containers":[{"image":"x"}]}}}}"#,
+                500,
+                "",
+            ),
             ("$retainKeys not a list", PatchType::StrategicMerge, r#"{"spec":{"strategy":{"$retainKeys":"type"}}}"#, 400, "BadRequest"),
-            ("$retainKeys misses a patched key", PatchType::StrategicMerge,
-                r#"{"spec":{"strategy":{"$retainKeys":["type"],"rollingUpdate":{}}}}"#, 400, "BadRequest"),
-            ("bad $deleteFromPrimitiveList", PatchType::StrategicMerge, r#"{"metadata":{"$deleteFromPrimitiveList":["a"]}}"#, 400, "BadRequest"),
+            (
+                "$retainKeys misses a patched key",
+                PatchType::StrategicMerge,
+                r#"{"spec":{"strategy":{"$retainKeys":["type"],"rollingUpdate":{}}}}"#,
+                400,
+                "BadRequest",
+            ),
+            (
+                "bad $deleteFromPrimitiveList",
+                PatchType::StrategicMerge,
+                r#"{"metadata":{"$deleteFromPrimitiveList":["a"]}}"#,
+                400,
+                "BadRequest",
+            ),
             ("bad $setElementOrder", PatchType::StrategicMerge, r#"{"metadata":{"$setElementOrder":["a"]}}"#, 400, "BadRequest"),
-            ("order does not match patch", PatchType::StrategicMerge,
-                r#"{"metadata":{"$setElementOrder/finalizers":["a"],"finalizers":["b"]}}"#, 500, ""),
+            (
+                "order does not match patch",
+                PatchType::StrategicMerge,
+                r#"{"metadata":{"$setElementOrder/finalizers":["a"],"finalizers":["b"]}}"#,
+                500,
+                "",
+            ),
             ("list of lists", PatchType::StrategicMerge, r#"{"metadata":{"finalizers":[["a"]]}}"#, 422, "Invalid"),
             ("mixed element types", PatchType::StrategicMerge, r#"{"metadata":{"finalizers":[1]}}"#, 500, ""),
             ("server-side apply", PatchType::Apply, "{}", 415, "UnsupportedMediaType"),
@@ -1262,19 +1288,27 @@ mod tests {
         let d = info("deployments", "apps");
         let err = apply(PatchType::StrategicMerge, d, &deployment(), br#"{"metadata":{"labels":{"$patch":"frob","a":"b"}}}"#).unwrap_err();
         assert_eq!(err.message, "unknown patch type: frob in map: map[$patch:frob a:b]");
-        let err = apply(PatchType::StrategicMerge, d, &deployment(),
-            br#"{"spec":{"template":{"spec":{"containers":[{"$patch":"delete","image":"x"}]}}}}"#).unwrap_err();
+        let err = apply(
+            PatchType::StrategicMerge,
+            d,
+            &deployment(),
+            br#"{"spec":{"template":{"spec":{"containers":[{"$patch":"delete","image":"x"}]}}}}"#,
+        )
+        .unwrap_err();
         assert_eq!(err.message, "map: map[$patch:delete image:x] does not contain declared merge key: name");
         let err = apply(PatchType::Json, d, &deployment(), br#"[{"op":"test","path":"/spec/replicas","value":7}]"#).unwrap_err();
         assert_eq!(err.message, "the server rejected our request due to an error in our request");
         assert_eq!(err.to_status_json()["details"], json!({}));
         let err = apply(PatchType::Apply, d, &deployment(), b"{}").unwrap_err();
-        assert!(err.message.starts_with("the body of the request was in an unknown format - accepted media types include: application/json-patch+json"));
+        assert!(err
+            .message
+            .starts_with("the body of the request was in an unknown format - accepted media types include: application/json-patch+json"));
     }
 
     #[test]
     fn too_many_json_patch_operations() {
-        let ops: Vec<Value> = (0..=MAX_JSON_PATCH_OPERATIONS).map(|_| json!({"op": "test", "path": "/kind", "value": "Deployment"})).collect();
+        let ops: Vec<Value> =
+            (0..=MAX_JSON_PATCH_OPERATIONS).map(|_| json!({"op": "test", "path": "/kind", "value": "Deployment"})).collect();
         let err = apply(PatchType::Json, info("deployments", "apps"), &deployment(), &serde_json::to_vec(&ops).unwrap()).unwrap_err();
         assert_eq!(err.code, 413);
     }

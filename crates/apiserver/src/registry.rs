@@ -23,10 +23,7 @@ use api::labels::Selector;
 use api::status::FieldError;
 use api::{names, ApiError, ResourceInfo};
 use serde_json::{json, Value};
-use store::{
-    Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyValue, Kv, PutRequest, RangeRequest, RequestOp,
-    TxnRequest,
-};
+use store::{Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyValue, Kv, PutRequest, RangeRequest, RequestOp, TxnRequest};
 
 use crate::strategy::{self, Op};
 
@@ -75,10 +72,7 @@ impl Filter {
         let probe = json!({});
         for t in &fields.terms {
             if strategy::field_value(info, &probe, &t.field).is_none() {
-                return Err(ApiError::bad_request(format!(
-                    "field label not supported: {}",
-                    t.field
-                )));
+                return Err(ApiError::bad_request(format!("field label not supported: {}", t.field)));
             }
         }
         Ok(Filter { labels, fields })
@@ -110,9 +104,9 @@ impl FieldValidation {
             "" | "Warn" => Ok(FieldValidation::Warn),
             "Ignore" => Ok(FieldValidation::Ignore),
             "Strict" => Ok(FieldValidation::Strict),
-            other => Err(ApiError::bad_request(format!(
-                "fieldValidation parameter unsupported: {other} (supported: Ignore, Warn, Strict)"
-            ))),
+            other => {
+                Err(ApiError::bad_request(format!("fieldValidation parameter unsupported: {other} (supported: Ignore, Warn, Strict)")))
+            }
         }
     }
 }
@@ -217,11 +211,7 @@ impl Registry {
     }
 
     async fn read(&self, key: &str) -> Result<Option<KeyValue>, ApiError> {
-        let resp = self
-            .kv
-            .range(RangeRequest { key: key.as_bytes().to_vec(), ..Default::default() })
-            .await
-            .map_err(store_err)?;
+        let resp = self.kv.range(RangeRequest { key: key.as_bytes().to_vec(), ..Default::default() }).await.map_err(store_err)?;
         Ok(resp.kvs.into_iter().next())
     }
 
@@ -300,7 +290,11 @@ impl Registry {
         let name = meta_str(obj, "name");
         let mut errs = Vec::new();
         if name.is_empty() {
-            errs.push(FieldError { field: "metadata.name".into(), reason: "FieldValueRequired", message: "Required value: name or generateName is required".into() });
+            errs.push(FieldError {
+                field: "metadata.name".into(),
+                reason: "FieldValueRequired",
+                message: "Required value: name or generateName is required".into(),
+            });
         } else {
             let problems = if strategy::name_is_label(info) { names::validate_label(name) } else { names::validate_subdomain(name) };
             errs.extend(problems.into_iter().map(|p| FieldError::invalid("metadata.name", format!("\"{name}\""), p)));
@@ -509,7 +503,15 @@ impl Registry {
     /// for the garbage collector — waits until they are removed. Such an
     /// object gets a `deletionTimestamp` and is returned as `pending`.
     pub async fn delete(&self, info: &ResourceInfo, ns: &str, name: &str, options: &Value) -> Result<Deleted, ApiError> {
-        let ns = if info.namespaced { if ns.is_empty() { "default" } else { ns } } else { "" };
+        let ns = if info.namespaced {
+            if ns.is_empty() {
+                "default"
+            } else {
+                ns
+            }
+        } else {
+            ""
+        };
         let key = info.key(ns, name);
         let precondition_uid = options["preconditions"]["uid"].as_str().map(str::to_string);
         let precondition_rv = options["preconditions"]["resourceVersion"].as_str().map(str::to_string);
@@ -526,8 +528,12 @@ impl Registry {
             (Some("Orphan"), _) | (None, Some(true)) => Some("orphan"),
             (Some("Background") | None, _) => None,
             (Some(other), _) => {
-                return Err(ApiError::invalid("", "DeleteOptions", "", &[FieldError::not_supported(
-                    "propagationPolicy", format!("\"{other}\""), &["Foreground", "Background", "Orphan"])]));
+                return Err(ApiError::invalid(
+                    "",
+                    "DeleteOptions",
+                    "",
+                    &[FieldError::not_supported("propagationPolicy", format!("\"{other}\""), &["Foreground", "Background", "Orphan"])],
+                ));
             }
         };
         for _ in 0..UPDATE_RETRIES {
@@ -537,14 +543,25 @@ impl Registry {
             let obj = decode(&current)?;
             if let Some(uid) = &precondition_uid {
                 if meta_str(&obj, "uid") != uid {
-                    return Err(ApiError::conflict(info.group, info.resource, name, &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&obj, "uid"))));
+                    return Err(ApiError::conflict(
+                        info.group,
+                        info.resource,
+                        name,
+                        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&obj, "uid")),
+                    ));
                 }
             }
             if let Some(rv) = &precondition_rv {
                 if *rv != current.mod_revision.to_string() {
-                    return Err(ApiError::conflict(info.group, info.resource, name, &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", current.mod_revision)));
+                    return Err(ApiError::conflict(
+                        info.group,
+                        info.resource,
+                        name,
+                        &format!(
+                            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                            current.mod_revision
+                        ),
+                    ));
                 }
             }
             let grace = self.graceful_period(info, &obj, options);
@@ -645,11 +662,7 @@ impl Registry {
         continue_token: &str,
     ) -> Result<Page, ApiError> {
         let prefix = info.prefix(Some(namespace).filter(|n| !n.is_empty()));
-        let (start, revision) = if continue_token.is_empty() {
-            (prefix.clone(), 0)
-        } else {
-            decode_continue(continue_token, &prefix)?
-        };
+        let (start, revision) = if continue_token.is_empty() { (prefix.clone(), 0) } else { decode_continue(continue_token, &prefix)? };
         let resp = self
             .kv
             .range(RangeRequest {
@@ -701,10 +714,7 @@ impl Registry {
         if !bound || phase == "Succeeded" || phase == "Failed" {
             return None;
         }
-        let grace = options["gracePeriodSeconds"]
-            .as_i64()
-            .or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64())
-            .unwrap_or(30);
+        let grace = options["gracePeriodSeconds"].as_i64().or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64()).unwrap_or(30);
         (grace > 0).then_some(grace)
     }
 
@@ -737,7 +747,8 @@ impl Registry {
             new["spec"]["nodeName"] = Value::String(node.clone());
             let mut conditions: Vec<Value> = old["status"]["conditions"].as_array().cloned().unwrap_or_default();
             conditions.retain(|c| c["type"] != "PodScheduled");
-            conditions.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": api::time::now()}));
+            conditions
+                .push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": api::time::now()}));
             new["status"]["conditions"] = Value::Array(conditions);
             Ok(new)
         };
@@ -795,10 +806,15 @@ fn check_finalizers(info: &ResourceInfo, old: &Value, new: &Value) -> Result<(),
     if added.is_empty() {
         return Ok(());
     }
-    Err(ApiError::invalid(info.group, info.kind, meta_str(new, "name"), &[FieldError::forbidden(
-        "metadata.finalizers",
-        format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
-    )]))
+    Err(ApiError::invalid(
+        info.group,
+        info.kind,
+        meta_str(new, "name"),
+        &[FieldError::forbidden(
+            "metadata.finalizers",
+            format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
+        )],
+    ))
 }
 
 /// A continue token: the key to resume at and the revision of the first

@@ -110,7 +110,12 @@ enum Target {
     OpenApiV2,
     /// `POST /api/v1/namespaces/{ns}/bindings`
     Bindings(String),
-    Resource { info: &'static ResourceInfo, namespace: String, name: Option<String>, sub: Option<String> },
+    Resource {
+        info: &'static ResourceInfo,
+        namespace: String,
+        name: Option<String>,
+        sub: Option<String>,
+    },
 }
 
 /// Upstream's 404 for a path that names nothing it serves.
@@ -146,7 +151,10 @@ fn parse_target(path: &str) -> Result<Target, ApiError> {
     // `namespaces/{ns}` alone, or with a namespace subresource, is the
     // Namespace object itself; longer paths are resources inside it.
     let (namespace, rest): (String, &[&str]) = match rest {
-        ["namespaces", ns, r, ..] if group.is_empty() && !matches!(*r, "status" | "finalize") || !group.is_empty() && rest.len() >= 3 && rest[0] == "namespaces" => {
+        ["namespaces", ns, r, ..]
+            if group.is_empty() && !matches!(*r, "status" | "finalize")
+                || !group.is_empty() && rest.len() >= 3 && rest[0] == "namespaces" =>
+        {
             (ns.to_string(), &rest[2..])
         }
         _ => (String::new(), rest),
@@ -192,13 +200,25 @@ fn metric_labels<B>(req: &Request<B>, path: &str) -> metrics::RequestInfo {
             let query = Query::parse(req.uri().query());
             let apply = content_type(req).is_some_and(|c| c.starts_with("application/apply-patch"));
             metrics::RequestInfo::resource(
-                req.method(), info, &namespace, name.is_some(), sub.as_deref(),
-                query.flag("watch"), apply, query.get("dryRun").is_some(),
+                req.method(),
+                info,
+                &namespace,
+                name.is_some(),
+                sub.as_deref(),
+                query.flag("watch"),
+                apply,
+                query.get("dryRun").is_some(),
             )
         }
         Ok(Target::Bindings(ns)) => metrics::RequestInfo::resource(
-            req.method(), api::resources::by_resource("", "pods").expect("pods are in the table"), &ns, true, Some("binding"),
-            false, false, false,
+            req.method(),
+            api::resources::by_resource("", "pods").expect("pods are in the table"),
+            &ns,
+            true,
+            Some("binding"),
+            false,
+            false,
+            false,
         ),
         _ => metrics::RequestInfo::non_resource(req.method()),
     }
@@ -227,19 +247,21 @@ async fn route(rest: &Arc<Rest>, req: Request<Incoming>) -> Result<Response<Body
             discovery::api_resource_list(&g, &v).map(|v| h::json(StatusCode::OK, &v)).ok_or_else(|| not_found_path(&path))
         }
         Target::OpenApiV3Index => ok(crate::openapi::v3_index()),
-        Target::OpenApiV3(doc) => crate::openapi::v3_document(&doc).map(|v| h::json(StatusCode::OK, &v)).ok_or_else(|| not_found_path(&path)),
+        Target::OpenApiV3(doc) => {
+            crate::openapi::v3_document(&doc).map(|v| h::json(StatusCode::OK, &v)).ok_or_else(|| not_found_path(&path))
+        }
         Target::OpenApiV2 => crate::openapi::v2_document().map(|v| h::json(StatusCode::OK, &v)).ok_or_else(|| not_found_path(&path)),
         Target::Bindings(ns) => {
             if method != Method::POST {
-                return Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({method})")));
+                return Err(ApiError::method_not_allowed(format!(
+                    "the server does not allow this method on the requested resource ({method})"
+                )));
             }
             let body = read_body(req).await?;
             rest.registry.bind(&ns, &body).await?;
             Ok(h::json(StatusCode::CREATED, &success_status()))
         }
-        Target::Resource { info, namespace, name, sub } => {
-            resource(rest, info, namespace, name, sub, query, req).await
-        }
+        Target::Resource { info, namespace, name, sub } => resource(rest, info, namespace, name, sub, query, req).await,
     }
 }
 
@@ -336,10 +358,7 @@ fn write_options(query: &Query) -> Result<WriteOptions, ApiError> {
 fn with_warnings(mut resp: Response<Body>, info: &ResourceInfo, warnings: &[String]) -> Response<Body> {
     let mut all: Vec<String> = warnings.to_vec();
     if !info.active {
-        all.push(format!(
-            "tinykube stores {} but no controller acts on them yet: this object will not run",
-            info.qualified()
-        ));
+        all.push(format!("tinykube stores {} but no controller acts on them yet: this object will not run", info.qualified()));
     }
     for w in all {
         let text = format!("299 - \"{}\"", w.replace('"', "'"));
@@ -361,7 +380,8 @@ async fn resource(
 ) -> Result<Response<Body>, ApiError> {
     let reg = &rest.registry;
     let method = req.method().clone();
-    let not_allowed = || ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({method})"));
+    let not_allowed =
+        || ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({method})"));
     match (name, sub.as_deref()) {
         // The collection.
         (None, None) => match method {
@@ -448,10 +468,7 @@ fn check_kind(info: &ResourceInfo, body: &Value) -> Result<(), ApiError> {
     let kind = body["kind"].as_str().unwrap_or_default();
     let api_version = body["apiVersion"].as_str().unwrap_or_default();
     if !kind.is_empty() && kind != info.kind {
-        return Err(ApiError::bad_request(format!(
-            "the kind in the data ({kind}) does not match the expected kind ({})",
-            info.kind
-        )));
+        return Err(ApiError::bad_request(format!("the kind in the data ({kind}) does not match the expected kind ({})", info.kind)));
     }
     if !api_version.is_empty() && api_version != info.api_version() {
         return Err(ApiError::bad_request(format!(
@@ -465,9 +482,7 @@ fn check_kind(info: &ResourceInfo, body: &Value) -> Result<(), ApiError> {
 fn check_name(body: &Value, name: &str) -> Result<(), ApiError> {
     let in_body = body["metadata"]["name"].as_str().unwrap_or_default();
     if !in_body.is_empty() && in_body != name {
-        return Err(ApiError::bad_request(format!(
-            "the name of the object ({in_body}) does not match the name on the URL ({name})"
-        )));
+        return Err(ApiError::bad_request(format!("the name of the object ({in_body}) does not match the name on the URL ({name})")));
     }
     Ok(())
 }
@@ -475,11 +490,7 @@ fn check_name(body: &Value, name: &str) -> Result<(), ApiError> {
 /// DeleteOptions from the body (kubectl) or the query (curl, clients).
 async fn delete_options(query: &Query, req: Request<Incoming>) -> Result<Value, ApiError> {
     let bytes = read_bytes(req).await?;
-    let mut options = if bytes.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        parse_body(&bytes, false)?
-    };
+    let mut options = if bytes.iter().all(u8::is_ascii_whitespace) { json!({}) } else { parse_body(&bytes, false)? };
     if let Some(g) = query.int("gracePeriodSeconds")? {
         options["gracePeriodSeconds"] = json!(g);
     }
@@ -516,7 +527,13 @@ fn delete_reply(info: &ResourceInfo, deleted: crate::registry::Deleted) -> Respo
     h::json(StatusCode::OK, &status)
 }
 
-async fn list_response(reg: &Registry, info: &'static ResourceInfo, ns: &str, query: &Query, table: bool) -> Result<Response<Body>, ApiError> {
+async fn list_response(
+    reg: &Registry,
+    info: &'static ResourceInfo,
+    ns: &str,
+    query: &Query,
+    table: bool,
+) -> Result<Response<Body>, ApiError> {
     let filter = Filter::parse(info, query.str("labelSelector"), query.str("fieldSelector"))?;
     let limit = query.int("limit")?.unwrap_or(0);
     let page = reg.list_page(info, ns, &filter, limit, query.str("continue")).await?;
@@ -583,7 +600,13 @@ fn title_case(upper: &str) -> String {
 /// How often an idle watch gets a bookmark when the client allows them.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
 
-async fn watch_response(rest: &Arc<Rest>, info: &'static ResourceInfo, ns: &str, query: &Query, table: bool) -> Result<Response<Body>, ApiError> {
+async fn watch_response(
+    rest: &Arc<Rest>,
+    info: &'static ResourceInfo,
+    ns: &str,
+    query: &Query,
+    table: bool,
+) -> Result<Response<Body>, ApiError> {
     let filter = Filter::parse(info, query.str("labelSelector"), query.str("fieldSelector"))?;
     let send_initial = query.flag("sendInitialEvents");
     let mut rv = query.str("resourceVersion").to_string();
@@ -648,16 +671,24 @@ async fn patch_response(
     }
     let body = read_bytes(req).await?;
     let written = reg
-        .guaranteed_update(info, ns, name, "", &opts, |current| {
-            let patched = crate::patch::apply(kind, info, current, &body)?;
-            // A patch may carry a resourceVersion: then it is a precondition.
-            let wanted = patched["metadata"]["resourceVersion"].as_str().unwrap_or_default();
-            let have = current["metadata"]["resourceVersion"].as_str().unwrap_or_default();
-            if !wanted.is_empty() && wanted != have {
-                return Err(ApiError::conflict(info.group, info.resource, name, ApiError::OPTIMISTIC_LOCK));
-            }
-            Ok(patched)
-        }, op)
+        .guaranteed_update(
+            info,
+            ns,
+            name,
+            "",
+            &opts,
+            |current| {
+                let patched = crate::patch::apply(kind, info, current, &body)?;
+                // A patch may carry a resourceVersion: then it is a precondition.
+                let wanted = patched["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+                let have = current["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+                if !wanted.is_empty() && wanted != have {
+                    return Err(ApiError::conflict(info.group, info.resource, name, ApiError::OPTIMISTIC_LOCK));
+                }
+                Ok(patched)
+            },
+            op,
+        )
         .await?;
     Ok(with_warnings(h::json(StatusCode::OK, &written.object), info, &written.warnings))
 }
@@ -694,7 +725,14 @@ fn scale_of(obj: &Value) -> Value {
     })
 }
 
-async fn scale(reg: &Registry, info: &'static ResourceInfo, ns: &str, name: &str, query: &Query, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn scale(
+    reg: &Registry,
+    info: &'static ResourceInfo,
+    ns: &str,
+    name: &str,
+    query: &Query,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
     let method = req.method().clone();
     if method == Method::GET {
         let obj = reg.get(info, ns, name).await?;
@@ -710,27 +748,43 @@ async fn scale(reg: &Registry, info: &'static ResourceInfo, ns: &str, name: &str
         }
         Method::PATCH => {
             let ct = content_type(&req).unwrap_or_default();
-            let kind = crate::patch::PatchType::from_content_type(&ct).filter(|k| *k != crate::patch::PatchType::Apply).ok_or_else(|| unsupported_media(&ct))?;
+            let kind = crate::patch::PatchType::from_content_type(&ct)
+                .filter(|k| *k != crate::patch::PatchType::Apply)
+                .ok_or_else(|| unsupported_media(&ct))?;
             let body = read_bytes(req).await?;
             let scale_info = info;
             (String::new(), Box::new(move |current: &Value| crate::patch::apply(kind, scale_info, &scale_of(current), &body)))
         }
-        _ => return Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({method})"))),
+        _ => {
+            return Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({method})")))
+        }
     };
     let written = reg
-        .guaranteed_update(info, ns, name, &wanted_rv, &opts, |current| {
-            let scale = new_scale(current)?;
-            let replicas = scale["spec"]["replicas"].as_i64().ok_or_else(|| {
-                ApiError::invalid("autoscaling", "Scale", name, &[api::status::FieldError::required("spec.replicas")])
-            })?;
-            if replicas < 0 {
-                return Err(ApiError::invalid("autoscaling", "Scale", name, &[api::status::FieldError::invalid(
-                    "spec.replicas", replicas, "must be greater than or equal to 0")]));
-            }
-            let mut new = current.clone();
-            new["spec"]["replicas"] = json!(replicas);
-            Ok(new)
-        }, Op::Update)
+        .guaranteed_update(
+            info,
+            ns,
+            name,
+            &wanted_rv,
+            &opts,
+            |current| {
+                let scale = new_scale(current)?;
+                let replicas = scale["spec"]["replicas"].as_i64().ok_or_else(|| {
+                    ApiError::invalid("autoscaling", "Scale", name, &[api::status::FieldError::required("spec.replicas")])
+                })?;
+                if replicas < 0 {
+                    return Err(ApiError::invalid(
+                        "autoscaling",
+                        "Scale",
+                        name,
+                        &[api::status::FieldError::invalid("spec.replicas", replicas, "must be greater than or equal to 0")],
+                    ));
+                }
+                let mut new = current.clone();
+                new["spec"]["replicas"] = json!(replicas);
+                Ok(new)
+            },
+            Op::Update,
+        )
         .await?;
     Ok(h::json(StatusCode::OK, &scale_of(&written.object)))
 }
@@ -768,10 +822,7 @@ async fn logs(reg: &Registry, ns: &str, pod: &str, query: &Query) -> Result<Resp
             };
             futures::future::ready(out)
         });
-    Ok(Response::builder()
-        .header(header::CONTENT_TYPE, "text/plain")
-        .body(h::streaming(body))
-        .expect("static response"))
+    Ok(Response::builder().header(header::CONTENT_TYPE, "text/plain").body(h::streaming(body)).expect("static response"))
 }
 
 #[cfg(test)]
@@ -789,11 +840,17 @@ mod tests {
     fn paths_map_to_resources_like_upstream() {
         assert_eq!(resource("/api/v1/pods"), ("pods".into(), "".into(), None, None));
         assert_eq!(resource("/api/v1/namespaces/default/pods"), ("pods".into(), "default".into(), None, None));
-        assert_eq!(resource("/api/v1/namespaces/default/pods/web/log"), ("pods".into(), "default".into(), Some("web".into()), Some("log".into())));
+        assert_eq!(
+            resource("/api/v1/namespaces/default/pods/web/log"),
+            ("pods".into(), "default".into(), Some("web".into()), Some("log".into()))
+        );
         assert_eq!(resource("/api/v1/namespaces/kube-system"), ("namespaces".into(), "".into(), Some("kube-system".into()), None));
         assert_eq!(resource("/api/v1/namespaces/x/status"), ("namespaces".into(), "".into(), Some("x".into()), Some("status".into())));
         assert_eq!(resource("/api/v1/nodes/n1/status"), ("nodes".into(), "".into(), Some("n1".into()), Some("status".into())));
-        assert_eq!(resource("/apis/apps/v1/namespaces/default/deployments/web/scale"), ("deployments".into(), "default".into(), Some("web".into()), Some("scale".into())));
+        assert_eq!(
+            resource("/apis/apps/v1/namespaces/default/deployments/web/scale"),
+            ("deployments".into(), "default".into(), Some("web".into()), Some("scale".into()))
+        );
         assert_eq!(resource("/apis/apps/v1/deployments"), ("deployments".into(), "".into(), None, None));
         assert!(matches!(parse_target("/api/v1/namespaces/default/bindings").unwrap(), Target::Bindings(ns) if ns == "default"));
         for bad in ["/api/v2/pods", "/apis/apps/v1/frobs", "/api/v1/namespaces/default/nodes/n1", "/nope", "/api/v1/pods/x"] {

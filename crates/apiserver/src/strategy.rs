@@ -15,14 +15,13 @@ use api::names;
 use api::status::FieldError;
 use api::{ApiError, ResourceInfo};
 
-pub use crate::registry::FieldValidation;
 use crate::fieldvalidation;
+pub use crate::registry::FieldValidation;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, Endpoints, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, Secret, Service,
-    ServiceAccount,
+    ConfigMap, Container, Endpoints, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -108,9 +107,7 @@ pub fn field_value(info: &ResourceInfo, obj: &Value, field: &str) -> Option<Stri
         ("pods", "spec.schedulerName") => s(&obj["spec"]["schedulerName"]),
         ("pods", "status.podIP") => s(&obj["status"]["podIP"]),
         ("nodes", "spec.unschedulable") => Some(obj["spec"]["unschedulable"].as_bool().unwrap_or(false).to_string()),
-        ("events", f) if f.starts_with("involvedObject.") => {
-            s(&obj["involvedObject"][f.trim_start_matches("involvedObject.")])
-        }
+        ("events", f) if f.starts_with("involvedObject.") => s(&obj["involvedObject"][f.trim_start_matches("involvedObject.")]),
         ("events", "reason") => s(&obj["reason"]),
         ("events", "type") => s(&obj["type"]),
         ("secrets", "type") => s(&obj["type"]),
@@ -241,7 +238,11 @@ fn validate_containers(field: &str, containers: &[Container]) -> Vec<FieldError>
         } else {
             errs.extend(validate_dns_label(&format!("{at}.name"), &c.name));
             if !seen.insert(c.name.clone()) {
-                errs.push(FieldError { field: format!("{at}.name"), reason: "FieldValueDuplicate", message: format!("Duplicate value: \"{}\"", c.name) });
+                errs.push(FieldError {
+                    field: format!("{at}.name"),
+                    reason: "FieldValueDuplicate",
+                    message: format!("Duplicate value: \"{}\"", c.name),
+                });
             }
         }
         if c.image.as_deref().unwrap_or_default().trim().is_empty() {
@@ -260,7 +261,11 @@ fn validate_pod_spec(field: &str, spec: &PodSpec) -> Vec<FieldError> {
     let mut errs = validate_containers(&format!("{field}.containers"), &spec.containers);
     if let Some(policy) = spec.restart_policy.as_deref() {
         if !["Always", "OnFailure", "Never"].contains(&policy) {
-            errs.push(FieldError::not_supported(format!("{field}.restartPolicy"), format!("\"{policy}\""), &["Always", "OnFailure", "Never"]));
+            errs.push(FieldError::not_supported(
+                format!("{field}.restartPolicy"),
+                format!("\"{policy}\""),
+                &["Always", "OnFailure", "Never"],
+            ));
         }
     }
     if let Some(g) = spec.termination_grace_period_seconds {
@@ -406,7 +411,11 @@ impl Strategy for Deployment {
             Some(pod) => {
                 errs.extend(validate_pod_spec("spec.template.spec", pod));
                 if pod.restart_policy.as_deref().is_some_and(|p| p != "Always") {
-                    errs.push(FieldError::not_supported("spec.template.spec.restartPolicy", format!("\"{}\"", pod.restart_policy.as_deref().unwrap_or_default()), &["Always"]));
+                    errs.push(FieldError::not_supported(
+                        "spec.template.spec.restartPolicy",
+                        format!("\"{}\"", pod.restart_policy.as_deref().unwrap_or_default()),
+                        &["Always"],
+                    ));
                 }
             }
             None => errs.push(FieldError::required("spec.template.spec")),
@@ -469,8 +478,7 @@ impl Strategy for Namespace {
 
 impl Strategy for Node {
     fn field(&self, field: &str) -> Option<String> {
-        (field == "spec.unschedulable")
-            .then(|| self.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false).to_string())
+        (field == "spec.unschedulable").then(|| self.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false).to_string())
     }
 }
 
@@ -548,7 +556,11 @@ mod tests {
     #[test]
     fn invalid_deployments_name_the_field() {
         let cases = [
-            (deploy(-1, json!({"app": "web"})), "spec.replicas", "Deployment.apps \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
+            (
+                deploy(-1, json!({"app": "web"})),
+                "spec.replicas",
+                "Deployment.apps \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+            ),
             (deploy(1, json!({"app": "api"})), "spec.template.metadata.labels", ""),
         ];
         for (obj, field, message) in cases {

@@ -31,10 +31,49 @@ const fn wide(name: &'static str) -> Column {
 /// The columns of `info`'s table, NAME first.
 pub fn columns(info: &ResourceInfo) -> Vec<Column> {
     match info.resource {
-        "pods" => vec![col("NAME"), col("READY"), col("STATUS"), col("RESTARTS"), col("AGE"), wide("IP"), wide("NODE"), wide("NOMINATED NODE"), wide("READINESS GATES")],
-        "deployments" => vec![col("NAME"), col("READY"), col("UP-TO-DATE"), col("AVAILABLE"), col("AGE"), wide("CONTAINERS"), wide("IMAGES"), wide("SELECTOR")],
-        "replicasets" => vec![col("NAME"), col("DESIRED"), col("CURRENT"), col("READY"), col("AGE"), wide("CONTAINERS"), wide("IMAGES"), wide("SELECTOR")],
-        "nodes" => vec![col("NAME"), col("STATUS"), col("ROLES"), col("AGE"), col("VERSION"), wide("INTERNAL-IP"), wide("EXTERNAL-IP"), wide("OS-IMAGE"), wide("KERNEL-VERSION"), wide("CONTAINER-RUNTIME")],
+        "pods" => vec![
+            col("NAME"),
+            col("READY"),
+            col("STATUS"),
+            col("RESTARTS"),
+            col("AGE"),
+            wide("IP"),
+            wide("NODE"),
+            wide("NOMINATED NODE"),
+            wide("READINESS GATES"),
+        ],
+        "deployments" => vec![
+            col("NAME"),
+            col("READY"),
+            col("UP-TO-DATE"),
+            col("AVAILABLE"),
+            col("AGE"),
+            wide("CONTAINERS"),
+            wide("IMAGES"),
+            wide("SELECTOR"),
+        ],
+        "replicasets" => vec![
+            col("NAME"),
+            col("DESIRED"),
+            col("CURRENT"),
+            col("READY"),
+            col("AGE"),
+            wide("CONTAINERS"),
+            wide("IMAGES"),
+            wide("SELECTOR"),
+        ],
+        "nodes" => vec![
+            col("NAME"),
+            col("STATUS"),
+            col("ROLES"),
+            col("AGE"),
+            col("VERSION"),
+            wide("INTERNAL-IP"),
+            wide("EXTERNAL-IP"),
+            wide("OS-IMAGE"),
+            wide("KERNEL-VERSION"),
+            wide("CONTAINER-RUNTIME"),
+        ],
         "namespaces" => vec![col("NAME"), col("STATUS"), col("AGE")],
         "events" => vec![col("LAST SEEN"), col("TYPE"), col("REASON"), col("OBJECT"), col("MESSAGE")],
         "configmaps" => vec![col("NAME"), col("DATA"), col("AGE")],
@@ -58,7 +97,11 @@ fn int(v: &Value) -> i64 {
 }
 
 fn or_none(v: String) -> String {
-    if v.is_empty() { "<none>".into() } else { v }
+    if v.is_empty() {
+        "<none>".into()
+    } else {
+        v
+    }
 }
 
 /// Age of a timestamp field, as kubectl prints it (`<unknown>` if absent).
@@ -133,9 +176,8 @@ pub fn row(info: &ResourceInfo, obj: &Value) -> Vec<String> {
                 .as_object()
                 .map(|l| l.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/")).map(str::to_string).collect())
                 .unwrap_or_default();
-            let address = |t: &str| {
-                status["addresses"].as_array().and_then(|a| a.iter().find(|x| x["type"] == t)).map(|x| s(&x["address"]))
-            };
+            let address =
+                |t: &str| status["addresses"].as_array().and_then(|a| a.iter().find(|x| x["type"] == t)).map(|x| s(&x["address"]));
             let info = &status["nodeInfo"];
             vec![
                 name,
@@ -183,7 +225,11 @@ pub fn row(info: &ResourceInfo, obj: &Value) -> Vec<String> {
                 "<none>".into(),
                 or_none(ports.join(",")),
                 created,
-                spec["selector"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k}={}", s(v))).collect::<Vec<_>>().join(",")).map(or_none).unwrap_or_else(|| "<none>".into()),
+                spec["selector"]
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, v)| format!("{k}={}", s(v))).collect::<Vec<_>>().join(","))
+                    .map(or_none)
+                    .unwrap_or_else(|| "<none>".into()),
             ]
         }
         _ => vec![name, created],
@@ -271,7 +317,10 @@ mod tests {
         let cases = [
             (json!({"status": {"phase": "Pending"}}), "Pending"),
             (json!({"status": {"phase": "Running", "containerStatuses": [{"state": {"terminated": {"exitCode": 3}}}]}}), "ExitCode:3"),
-            (json!({"status": {"phase": "Succeeded", "containerStatuses": [{"state": {"terminated": {"reason": "Completed"}}}]}}), "Completed"),
+            (
+                json!({"status": {"phase": "Succeeded", "containerStatuses": [{"state": {"terminated": {"reason": "Completed"}}}]}}),
+                "Completed",
+            ),
             (json!({"metadata": {"deletionTimestamp": "2020-01-01T00:00:00Z"}, "status": {"phase": "Running"}}), "Terminating"),
         ];
         for (pod, want) in cases {

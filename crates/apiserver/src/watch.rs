@@ -63,9 +63,7 @@ pub async fn watch(registry: &Registry, info: &'static ResourceInfo, params: Wat
             initial = list.items;
             list.revision + 1
         }
-        rv => {
-            rv.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))? + 1
-        }
+        rv => rv.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))? + 1,
     };
     let prefix = info.prefix(Some(params.namespace.as_str()).filter(|n| !n.is_empty()));
     let mut watcher = registry
@@ -115,11 +113,7 @@ pub async fn watch(registry: &Registry, info: &'static ResourceInfo, params: Wat
                 return;
             };
             if resp.compact_revision > 0 {
-                let err = ApiError::expired(format!(
-                    "too old resource version: {} ({})",
-                    start - 1,
-                    resp.compact_revision
-                ));
+                let err = ApiError::expired(format!("too old resource version: {} ({})", start - 1, resp.compact_revision));
                 let _ = tx.send(error_event(&err)).await;
                 return;
             }

@@ -91,10 +91,7 @@ impl Recorder {
             }
         }
         // Upstream names events `<object>.<unix nanos in hex>`.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
         let name = format!("{}.{:x}", involved.name.as_deref().unwrap_or("unknown"), nanos);
         let event = Event {
             metadata: ObjectMeta { name: Some(name), namespace: Some(namespace.clone()), ..Default::default() },

@@ -230,9 +230,7 @@ impl<K: Object, H: Fn(Change<K>)> Reflector<K, H> {
         let old = std::mem::replace(&mut *self.cache.write(), fresh.clone());
         for (key, obj) in &fresh {
             let before = old.get(key).cloned();
-            let unchanged = before
-                .as_ref()
-                .is_some_and(|b| b.metadata().resource_version == obj.metadata().resource_version);
+            let unchanged = before.as_ref().is_some_and(|b| b.metadata().resource_version == obj.metadata().resource_version);
             if !unchanged {
                 (self.handler)(Change::Applied { old: before, new: obj.clone() });
             }

@@ -58,9 +58,7 @@ impl Client {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(std::time::Duration::from_secs(30))
             .connect_timeout(std::time::Duration::from_secs(5));
-        let grpc = ResourcesClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20);
+        let grpc = ResourcesClient::new(endpoint.connect_lazy()).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
         Ok(Client { grpc })
     }
 
@@ -88,10 +86,7 @@ impl Client {
     /// A container's log, through the api-server (which proxies to the
     /// pod's agent). Yields chunks of bytes until the log ends, or forever
     /// with `follow`.
-    pub async fn logs(
-        &self,
-        req: proto::LogsRequest,
-    ) -> Result<Pin<Box<dyn Stream<Item = Result<Vec<u8>, ApiError>> + Send>>, ApiError> {
+    pub async fn logs(&self, req: proto::LogsRequest) -> Result<Pin<Box<dyn Stream<Item = Result<Vec<u8>, ApiError>> + Send>>, ApiError> {
         let stream = self.grpc.clone().logs(req).await.map_err(|s| ApiError::from_grpc(&s))?.into_inner();
         Ok(Box::pin(stream.map(|r| r.map(|c| c.data).map_err(|s| ApiError::from_grpc(&s)))))
     }
@@ -151,8 +146,7 @@ impl<K> Clone for Api<K> {
 
 /// The resource table's row for a `k8s-openapi` type.
 pub fn info_of<K: k8s_openapi::Resource>() -> &'static ResourceInfo {
-    api::resources::by_resource(K::GROUP, K::URL_PATH_SEGMENT)
-        .unwrap_or_else(|| panic!("{} is not in tinykube's resource table", K::KIND))
+    api::resources::by_resource(K::GROUP, K::URL_PATH_SEGMENT).unwrap_or_else(|| panic!("{} is not in tinykube's resource table", K::KIND))
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -207,8 +201,7 @@ impl<K: Object> Api<K> {
         };
         let reply = self.client.grpc.clone().list(req).await.map_err(|s| ApiError::from_grpc(&s))?;
         let list: serde_json::Value = decode(&reply.into_inner().json)?;
-        let resource_version =
-            list["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
+        let resource_version = list["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
         let items = match list.get("items") {
             Some(serde_json::Value::Array(items)) => items
                 .iter()
@@ -242,14 +235,11 @@ impl<K: Object> Api<K> {
             let kind = v["type"].as_str().unwrap_or_default().to_string();
             let object = v.get("object").cloned().unwrap_or_default();
             match kind.as_str() {
-                "BOOKMARK" => Ok(WatchEvent::Bookmark(
-                    object["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string(),
-                )),
-                "ERROR" => Err(ApiError::from_status_json(&object)
-                    .unwrap_or_else(|| ApiError::internal("malformed watch error"))),
+                "BOOKMARK" => Ok(WatchEvent::Bookmark(object["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string())),
+                "ERROR" => Err(ApiError::from_status_json(&object).unwrap_or_else(|| ApiError::internal("malformed watch error"))),
                 _ => {
-                    let obj: K = serde_json::from_value(object)
-                        .map_err(|e| ApiError::internal(format!("cannot decode watch object: {e}")))?;
+                    let obj: K =
+                        serde_json::from_value(object).map_err(|e| ApiError::internal(format!("cannot decode watch object: {e}")))?;
                     Ok(match kind.as_str() {
                         "ADDED" => WatchEvent::Added(obj),
                         "DELETED" => WatchEvent::Deleted(obj),
@@ -261,11 +251,7 @@ impl<K: Object> Api<K> {
     }
 
     async fn write(&self, obj: &K, dry_run: bool, status: bool, create: bool) -> Result<K, ApiError> {
-        let req = proto::WriteRequest {
-            resource: self.resource(),
-            object: Some(proto::Object { json: encode(obj)? }),
-            dry_run,
-        };
+        let req = proto::WriteRequest { resource: self.resource(), object: Some(proto::Object { json: encode(obj)? }), dry_run };
         let mut grpc = self.client.grpc.clone();
         let reply = if create {
             grpc.create(req).await

@@ -70,19 +70,14 @@ impl Expectations {
     /// About to create `n` pods for `key`. Replaces earlier expectations,
     /// which are satisfied whenever a controller gets this far.
     pub fn expect_creations(&self, key: &str, n: usize) {
-        self.lock().insert(
-            key.to_string(),
-            Expectation { add: n as i64, del: 0, deleting: HashSet::new(), since: Instant::now() },
-        );
+        self.lock()
+            .insert(key.to_string(), Expectation { add: n as i64, del: 0, deleting: HashSet::new(), since: Instant::now() });
     }
 
     /// About to delete the pods `pod_keys` for `key`.
     pub fn expect_deletions(&self, key: &str, pod_keys: impl IntoIterator<Item = String>) {
         let deleting: HashSet<String> = pod_keys.into_iter().collect();
-        self.lock().insert(
-            key.to_string(),
-            Expectation { add: 0, del: deleting.len() as i64, deleting, since: Instant::now() },
-        );
+        self.lock().insert(key.to_string(), Expectation { add: 0, del: deleting.len() as i64, deleting, since: Instant::now() });
     }
 
     /// The informer saw one of `key`'s pods appear (or a create failed, so
@@ -139,7 +134,11 @@ mod tests {
             ("all creations observed", vec![ExpectCreate(2), Created, Created], true),
             ("extra observations are harmless", vec![ExpectCreate(1), Created, Created], true),
             ("deletion in flight", vec![ExpectDelete(&["ns/a", "ns/b"]), Deleted("ns/a")], false),
-            ("a pod's second deletion event is not counted", vec![ExpectDelete(&["ns/a", "ns/b"]), Deleted("ns/a"), Deleted("ns/a")], false),
+            (
+                "a pod's second deletion event is not counted",
+                vec![ExpectDelete(&["ns/a", "ns/b"]), Deleted("ns/a"), Deleted("ns/a")],
+                false,
+            ),
             ("unrelated pod deleted", vec![ExpectDelete(&["ns/a"]), Deleted("ns/x")], false),
             ("all deletions observed", vec![ExpectDelete(&["ns/a", "ns/b"]), Deleted("ns/b"), Deleted("ns/a")], true),
             ("not yet timed out", vec![ExpectCreate(1), Wait(4 * min)], false),

@@ -207,8 +207,7 @@ pub fn decide(owners: &[(String, OwnerState)], has_dependents: bool) -> Decision
     if owners.is_empty() || owners.iter().any(|(_, s)| *s == OwnerState::Unknown) {
         return Decision::Keep;
     }
-    let stale: Vec<String> =
-        owners.iter().filter(|(_, s)| *s != OwnerState::Present).map(|(uid, _)| uid.clone()).collect();
+    let stale: Vec<String> = owners.iter().filter(|(_, s)| *s != OwnerState::Present).map(|(uid, _)| uid.clone()).collect();
     if owners.iter().any(|(_, s)| *s == OwnerState::Present) {
         return if stale.is_empty() { Decision::Keep } else { Decision::RemoveReferences(stale) };
     }
@@ -399,11 +398,7 @@ async fn attempt_to_delete(node: &GraphNode, ctx: &Context) -> Result<Action, Er
     }
     let (ns, name) = (node.namespace(), node.name());
     let cached: Vec<Option<OwnerState>> = refs.iter().map(|r| ctx.cached_owner(ns, r)).collect();
-    let recheck = if cached.iter().all(Option::is_some) {
-        Action::await_change()
-    } else {
-        Action::requeue(UNWATCHED_OWNER_RECHECK)
-    };
+    let recheck = if cached.iter().all(Option::is_some) { Action::await_change() } else { Action::requeue(UNWATCHED_OWNER_RECHECK) };
     // The cheap test first: all owners alive in the caches means nothing to do.
     if cached.iter().all(|s| *s == Some(OwnerState::Present)) {
         return Ok(recheck);
@@ -415,8 +410,8 @@ async fn attempt_to_delete(node: &GraphNode, ctx: &Context) -> Result<Action, Er
         Err(e) if e.is_not_found() => return Ok(Action::await_change()),
         Err(e) => return Err(Error::api(format!("get {} {ns}/{name}", node.info.resource), e)),
     };
-    let live: ObjectMeta = serde_json::from_value(live["metadata"].clone())
-        .map_err(|source| Error::Serialize { what: "object metadata", source })?;
+    let live: ObjectMeta =
+        serde_json::from_value(live["metadata"].clone()).map_err(|source| Error::Serialize { what: "object metadata", source })?;
     if live.uid != node.meta.uid || live.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -436,7 +431,13 @@ async fn attempt_to_delete(node: &GraphNode, ctx: &Context) -> Result<Action, Er
             Ok(recheck)
         }
         Decision::Delete(propagation) => {
-            tracing::info!(resource = node.info.resource, namespace = ns, name, propagation = propagation.as_str(), "deleting object whose owners are gone or being deleted");
+            tracing::info!(
+                resource = node.info.resource,
+                namespace = ns,
+                name,
+                propagation = propagation.as_str(),
+                "deleting object whose owners are gone or being deleted"
+            );
             let options = serde_json::json!({
                 "propagationPolicy": propagation.as_str(),
                 "preconditions": {"uid": node.uid()},
@@ -457,8 +458,7 @@ async fn attempt_to_delete(node: &GraphNode, ctx: &Context) -> Result<Action, Er
 /// `foregroundDeletion` finalizer so the api-server removes the owner.
 async fn process_deleting_dependents(owner: &GraphNode, ctx: &Context) -> Result<Action, Error> {
     let (ns, uid) = (owner.namespace(), owner.uid());
-    let blocking: Vec<GraphNode> =
-        ctx.cached_dependents(ns, uid).into_iter().filter(|d| blocks_owner(&d.meta, uid)).collect();
+    let blocking: Vec<GraphNode> = ctx.cached_dependents(ns, uid).into_iter().filter(|d| blocks_owner(&d.meta, uid)).collect();
     if !blocking.is_empty() {
         // A dependent already being deleted is on its way (in the
         // foreground itself, or gracefully on its node); the others are
@@ -556,8 +556,18 @@ mod tests {
             ("all owners gone", o(&[("a", Absent), ("b", Absent)]), false, Delete(Background)),
             ("owner unknowable", o(&[("a", Unknown)]), false, Keep),
             ("gone and unknowable", o(&[("a", Absent), ("b", Unknown)]), false, Keep),
-            ("one alive, one gone: drop the dangling reference", o(&[("a", Present), ("b", Absent)]), false, RemoveReferences(vec!["b".into()])),
-            ("one alive, one waiting: stop blocking it", o(&[("a", WaitingForDependentsDeletion), ("b", Present)]), false, RemoveReferences(vec!["a".into()])),
+            (
+                "one alive, one gone: drop the dangling reference",
+                o(&[("a", Present), ("b", Absent)]),
+                false,
+                RemoveReferences(vec!["b".into()]),
+            ),
+            (
+                "one alive, one waiting: stop blocking it",
+                o(&[("a", WaitingForDependentsDeletion), ("b", Present)]),
+                false,
+                RemoveReferences(vec!["a".into()]),
+            ),
             ("owner waiting, leaf dependent", o(&[("a", WaitingForDependentsDeletion)]), false, Delete(Background)),
             ("owner waiting, dependent with dependents", o(&[("a", WaitingForDependentsDeletion)]), true, Delete(Foreground)),
             ("waiting and gone, with dependents", o(&[("a", WaitingForDependentsDeletion), ("b", Absent)]), true, Delete(Foreground)),
@@ -569,11 +579,7 @@ mod tests {
 
     #[test]
     fn only_blocking_references_hold_up_an_owner() {
-        let r = |uid: &str, block: Option<bool>| OwnerReference {
-            uid: uid.into(),
-            block_owner_deletion: block,
-            ..Default::default()
-        };
+        let r = |uid: &str, block: Option<bool>| OwnerReference { uid: uid.into(), block_owner_deletion: block, ..Default::default() };
         let dep = |refs: Vec<OwnerReference>| ObjectMeta { owner_references: Some(refs), ..Default::default() };
         let cases = [
             ("blocking", dep(vec![r("o", Some(true))]), true),

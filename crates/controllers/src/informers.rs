@@ -53,24 +53,12 @@ pub trait EventHandler: Send + Sync {
 pub fn start(client: &Client, cancel: &CancellationToken) -> (Caches, SyncHandle, Dispatcher) {
     let (tx, events) = mpsc::unbounded_channel();
     let pods = Informer::spawn(Api::<Pod>::all(client.clone()), ListParams::default(), cancel.clone(), forward(&tx, Event::Pod));
-    let replicasets = Informer::spawn(
-        Api::<ReplicaSet>::all(client.clone()),
-        ListParams::default(),
-        cancel.clone(),
-        forward(&tx, Event::ReplicaSet),
-    );
-    let deployments = Informer::spawn(
-        Api::<Deployment>::all(client.clone()),
-        ListParams::default(),
-        cancel.clone(),
-        forward(&tx, Event::Deployment),
-    );
-    let namespaces = Informer::spawn(
-        Api::<Namespace>::all(client.clone()),
-        ListParams::default(),
-        cancel.clone(),
-        forward(&tx, Event::Namespace),
-    );
+    let replicasets =
+        Informer::spawn(Api::<ReplicaSet>::all(client.clone()), ListParams::default(), cancel.clone(), forward(&tx, Event::ReplicaSet));
+    let deployments =
+        Informer::spawn(Api::<Deployment>::all(client.clone()), ListParams::default(), cancel.clone(), forward(&tx, Event::Deployment));
+    let namespaces =
+        Informer::spawn(Api::<Namespace>::all(client.clone()), ListParams::default(), cancel.clone(), forward(&tx, Event::Namespace));
     let caches = Caches {
         pods: pods.cache.clone(),
         replicasets: replicasets.cache.clone(),

@@ -116,20 +116,40 @@ pub async fn run(client: Client, cancel: CancellationToken) -> Result<(), Error>
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(
-        Controller { name: "replicaset", queue: replicasets.queue.clone(), ctx: replicasets, lookup: replicaset::Context::lookup }
-            .run(WORKERS, replicaset::reconcile, replicaset::error_policy, cancel.clone()),
+        Controller {
+            name: "replicaset",
+            queue: replicasets.queue.clone(),
+            ctx: replicasets,
+            lookup: replicaset::Context::lookup,
+        }
+        .run(WORKERS, replicaset::reconcile, replicaset::error_policy, cancel.clone()),
     );
     tasks.spawn(
-        Controller { name: "deployment", queue: deployments.queue.clone(), ctx: deployments, lookup: deployment::Context::lookup }
-            .run(WORKERS, deployment::reconcile, deployment::error_policy, cancel.clone()),
+        Controller {
+            name: "deployment",
+            queue: deployments.queue.clone(),
+            ctx: deployments,
+            lookup: deployment::Context::lookup,
+        }
+        .run(WORKERS, deployment::reconcile, deployment::error_policy, cancel.clone()),
     );
     tasks.spawn(
-        Controller { name: "garbagecollector", queue: gc.queue.clone(), ctx: gc, lookup: garbagecollector::Context::lookup }
-            .run(WORKERS, garbagecollector::reconcile, garbagecollector::error_policy, cancel.clone()),
+        Controller {
+            name: "garbagecollector",
+            queue: gc.queue.clone(),
+            ctx: gc,
+            lookup: garbagecollector::Context::lookup,
+        }
+        .run(WORKERS, garbagecollector::reconcile, garbagecollector::error_policy, cancel.clone()),
     );
     tasks.spawn(
-        Controller { name: "namespace", queue: namespaces.queue.clone(), ctx: namespaces, lookup: namespace::Context::lookup }
-            .run(WORKERS, namespace::reconcile, namespace::error_policy, cancel.clone()),
+        Controller {
+            name: "namespace",
+            queue: namespaces.queue.clone(),
+            ctx: namespaces,
+            lookup: namespace::Context::lookup,
+        }
+        .run(WORKERS, namespace::reconcile, namespace::error_policy, cancel.clone()),
     );
     while tasks.join_next().await.is_some() {}
     // The informers stop on `cancel`, which closes the dispatcher's channel.

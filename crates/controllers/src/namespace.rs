@@ -94,7 +94,12 @@ pub fn deletion_conditions(remaining: &Remaining) -> Vec<NamespaceCondition> {
         last_transition_time: None,
     };
     let content_failure = if remaining.failures.is_empty() {
-        cond("NamespaceDeletionContentFailure", false, "ContentDeleted", "All content successfully deleted, may be waiting on finalization".into())
+        cond(
+            "NamespaceDeletionContentFailure",
+            false,
+            "ContentDeleted",
+            "All content successfully deleted, may be waiting on finalization".into(),
+        )
     } else {
         cond(
             "NamespaceDeletionContentFailure",
@@ -106,15 +111,13 @@ pub fn deletion_conditions(remaining: &Remaining) -> Vec<NamespaceCondition> {
     let content = if remaining.resources.is_empty() {
         cond("NamespaceContentRemaining", false, "ContentRemoved", "All content successfully removed".into())
     } else {
-        let counts: Vec<String> =
-            remaining.resources.iter().map(|(r, n)| format!("{r} has {n} resource instances")).collect();
+        let counts: Vec<String> = remaining.resources.iter().map(|(r, n)| format!("{r} has {n} resource instances")).collect();
         cond("NamespaceContentRemaining", true, "SomeResourcesRemain", format!("Some resources are remaining: {}", counts.join(", ")))
     };
     let finalizers = if remaining.finalizers.is_empty() {
         cond("NamespaceFinalizersRemaining", false, "ContentHasNoFinalizers", "All content-preserving finalizers finished".into())
     } else {
-        let counts: Vec<String> =
-            remaining.finalizers.iter().map(|(f, n)| format!("{f} in {n} resource instances")).collect();
+        let counts: Vec<String> = remaining.finalizers.iter().map(|(f, n)| format!("{f} in {n} resource instances")).collect();
         cond(
             "NamespaceFinalizersRemaining",
             true,
@@ -227,8 +230,8 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, 
     let info = client::info_of::<Namespace>();
     let api = DynamicApi::new(ctx.client.clone(), info, "");
     update_live(&api, &name, ns.metadata.uid.as_deref(), |obj: &mut Value| remove_spec_finalizer(obj, FINALIZER_KUBERNETES))
-    .await
-    .map_err(|e| Error::api(format!("finalize namespace {name}"), e))?;
+        .await
+        .map_err(|e| Error::api(format!("finalize namespace {name}"), e))?;
     Ok(Action::await_change())
 }
 
@@ -271,17 +274,12 @@ async fn delete_all_content(ctx: &Context, namespace: &str) -> Result<Remaining,
 }
 
 async fn list_metadata(api: &DynamicApi) -> Result<Vec<ObjectMeta>, Error> {
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| Error::api(format!("list {}", api.info().qualified()), e))?;
+    let list = api.list(&ListParams::default()).await.map_err(|e| Error::api(format!("list {}", api.info().qualified()), e))?;
     list["items"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|item| {
-            serde_json::from_value(item["metadata"].clone()).map_err(|source| Error::Serialize { what: "object metadata", source })
-        })
+        .map(|item| serde_json::from_value(item["metadata"].clone()).map_err(|source| Error::Serialize { what: "object metadata", source }))
         .collect()
 }
 
@@ -334,7 +332,12 @@ mod tests {
                 "empty",
                 remaining(&[], &[], &[]),
                 vec![
-                    s("NamespaceDeletionContentFailure", "False", "ContentDeleted", "All content successfully deleted, may be waiting on finalization"),
+                    s(
+                        "NamespaceDeletionContentFailure",
+                        "False",
+                        "ContentDeleted",
+                        "All content successfully deleted, may be waiting on finalization",
+                    ),
                     s("NamespaceContentRemaining", "False", "ContentRemoved", "All content successfully removed"),
                     s("NamespaceFinalizersRemaining", "False", "ContentHasNoFinalizers", "All content-preserving finalizers finished"),
                 ],
@@ -343,17 +346,42 @@ mod tests {
                 "pods stopping, a ReplicaSet waiting for them",
                 remaining(&[("pods", 2), ("replicasets.apps", 1)], &[("foregroundDeletion", 1)], &[]),
                 vec![
-                    s("NamespaceDeletionContentFailure", "False", "ContentDeleted", "All content successfully deleted, may be waiting on finalization"),
-                    s("NamespaceContentRemaining", "True", "SomeResourcesRemain", "Some resources are remaining: pods has 2 resource instances, replicasets.apps has 1 resource instances"),
-                    s("NamespaceFinalizersRemaining", "True", "SomeFinalizersRemain", "Some content in the namespace has finalizers remaining: foregroundDeletion in 1 resource instances"),
+                    s(
+                        "NamespaceDeletionContentFailure",
+                        "False",
+                        "ContentDeleted",
+                        "All content successfully deleted, may be waiting on finalization",
+                    ),
+                    s(
+                        "NamespaceContentRemaining",
+                        "True",
+                        "SomeResourcesRemain",
+                        "Some resources are remaining: pods has 2 resource instances, replicasets.apps has 1 resource instances",
+                    ),
+                    s(
+                        "NamespaceFinalizersRemaining",
+                        "True",
+                        "SomeFinalizersRemain",
+                        "Some content in the namespace has finalizers remaining: foregroundDeletion in 1 resource instances",
+                    ),
                 ],
             ),
             (
                 "a delete failed",
                 remaining(&[("configmaps", 1)], &[], &["delete configmaps c: boom"]),
                 vec![
-                    s("NamespaceDeletionContentFailure", "True", "ContentDeletionFailed", "Failed to delete all resource types, 1 remaining: delete configmaps c: boom"),
-                    s("NamespaceContentRemaining", "True", "SomeResourcesRemain", "Some resources are remaining: configmaps has 1 resource instances"),
+                    s(
+                        "NamespaceDeletionContentFailure",
+                        "True",
+                        "ContentDeletionFailed",
+                        "Failed to delete all resource types, 1 remaining: delete configmaps c: boom",
+                    ),
+                    s(
+                        "NamespaceContentRemaining",
+                        "True",
+                        "SomeResourcesRemain",
+                        "Some resources are remaining: configmaps has 1 resource instances",
+                    ),
                     s("NamespaceFinalizersRemaining", "False", "ContentHasNoFinalizers", "All content-preserving finalizers finished"),
                 ],
             ),

@@ -182,7 +182,12 @@ mod tests {
         }
         let ctx = Arc::new(Ctx { runs: AtomicUsize::new(0) });
         let queue = WorkQueue::new();
-        let controller = Controller { name: "test", queue: queue.clone(), ctx: ctx.clone(), lookup: |_: &Ctx, k: &str| Some(Arc::new(k.to_string())) };
+        let controller = Controller {
+            name: "test",
+            queue: queue.clone(),
+            ctx: ctx.clone(),
+            lookup: |_: &Ctx, k: &str| Some(Arc::new(k.to_string())),
+        };
         let cancel = CancellationToken::new();
         let task = tokio::spawn(controller.run(2, reconcile, policy, cancel.clone()));
         queue.add("ns/a".to_string());

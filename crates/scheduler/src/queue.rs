@@ -186,10 +186,7 @@ impl State {
         let stale: Vec<String> = self
             .pods
             .iter()
-            .filter(|(_, e)| {
-                matches!(e.place, Place::Unschedulable)
-                    && e.info.timestamp + POD_MAX_IN_UNSCHEDULABLE_PODS_DURATION <= now
-            })
+            .filter(|(_, e)| matches!(e.place, Place::Unschedulable) && e.info.timestamp + POD_MAX_IN_UNSCHEDULABLE_PODS_DURATION <= now)
             .map(|(k, _)| k.clone())
             .collect();
         if !stale.is_empty() {

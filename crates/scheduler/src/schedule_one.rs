@@ -96,11 +96,7 @@ impl Algorithm {
 
     /// The nodes every filter accepts, or — if there are none — why each
     /// node was rejected. A filter returning [`Code::Error`] aborts the cycle.
-    fn find_nodes_that_fit<'a>(
-        &self,
-        pod: &PodInfo,
-        nodes: &'a [NodeInfo],
-    ) -> Result<Result<Vec<&'a NodeInfo>, Diagnosis>, ScheduleError> {
+    fn find_nodes_that_fit<'a>(&self, pod: &PodInfo, nodes: &'a [NodeInfo]) -> Result<Result<Vec<&'a NodeInfo>, Diagnosis>, ScheduleError> {
         let mut feasible = Vec::new();
         let mut diagnosis = Diagnosis::default();
         for node in nodes {
@@ -157,10 +153,8 @@ mod tests {
 
     fn with_requests(mut p: Pod, cpu: &str, memory: &str) -> Pod {
         if let Some(spec) = p.spec.as_mut() {
-            spec.containers[0].resources = Some(ResourceRequirements {
-                requests: Some(quantities(&[("cpu", cpu), ("memory", memory)])),
-                ..Default::default()
-            });
+            spec.containers[0].resources =
+                Some(ResourceRequirements { requests: Some(quantities(&[("cpu", cpu), ("memory", memory)])), ..Default::default() });
         }
         p
     }
@@ -209,10 +203,7 @@ mod tests {
                 name: "the brief's example: two nodes short of cpu, one tainted",
                 pod: with_requests(pod("p"), "3", "1Gi"),
                 nodes: vec![node("a"), node("b"), tainted("c", "dedicated", "gpu")],
-                pods: vec![
-                    bound(with_requests(pod("x"), "2", "0"), "a"),
-                    bound(with_requests(pod("y"), "2", "0"), "b"),
-                ],
+                pods: vec![bound(with_requests(pod("x"), "2", "0"), "a"), bound(with_requests(pod("y"), "2", "0"), "b")],
                 want: Err("0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 Insufficient cpu."),
             },
             Case {
@@ -309,8 +300,7 @@ mod tests {
     fn ties_go_round_robin() {
         let nodes = node_infos(&[node("a"), node("b"), node("c")], &[]);
         let mut algorithm = Algorithm::new(default_framework());
-        let picks: Vec<String> =
-            (0..4).map(|_| algorithm.schedule_pod(&pod_info(pod("p")), &nodes).unwrap_or_default()).collect();
+        let picks: Vec<String> = (0..4).map(|_| algorithm.schedule_pod(&pod_info(pod("p")), &nodes).unwrap_or_default()).collect();
         assert_eq!(picks, ["a", "b", "c", "a"]);
     }
 

@@ -42,12 +42,8 @@ pub async fn run(client: Client, cancel: CancellationToken) -> Result<(), Error>
         node_handler(queue.clone(), cache.clone()),
     );
     // All pods, bound ones included: they are what occupies the nodes.
-    let pods = Informer::spawn(
-        Api::<Pod>::all(client.clone()),
-        ListParams::default(),
-        cancel.clone(),
-        pod_handler(queue.clone(), cache.clone()),
-    );
+    let pods =
+        Informer::spawn(Api::<Pod>::all(client.clone()), ListParams::default(), cancel.clone(), pod_handler(queue.clone(), cache.clone()));
     // Deciding before both caches are filled would place pods on nodes
     // that only look empty.
     tokio::select! {
@@ -109,12 +105,10 @@ impl Scheduler {
             self.queue.done(&key);
             return;
         }
-        let result = PodInfo::new(pod.clone())
-            .map_err(|e| ScheduleError::Error(format!("pod {key}: {e}")))
-            .and_then(|pod_info| {
-                let node = self.algorithm.schedule_pod(&pod_info, &self.cache.snapshot())?;
-                Ok((pod_info, node))
-            });
+        let result = PodInfo::new(pod.clone()).map_err(|e| ScheduleError::Error(format!("pod {key}: {e}"))).and_then(|pod_info| {
+            let node = self.algorithm.schedule_pod(&pod_info, &self.cache.snapshot())?;
+            Ok((pod_info, node))
+        });
         match result {
             Ok((pod_info, node)) => {
                 if let Err(e) = self.cache.assume_pod(&pod_info, &node) {
@@ -145,8 +139,7 @@ impl Scheduler {
     /// The binding cycle: write the Binding; on failure forget the
     /// assumption (freeing the room for others) and retry after backoff.
     fn spawn_binding(&mut self, info: QueuedPodInfo, cycle: u64, node: String) {
-        let (client, recorder, queue, cache) =
-            (self.client.clone(), self.recorder.clone(), self.queue.clone(), self.cache.clone());
+        let (client, recorder, queue, cache) = (self.client.clone(), self.recorder.clone(), self.queue.clone(), self.cache.clone());
         self.tasks.spawn(async move {
             let pod: Arc<Pod> = info.pod.clone();
             let key = pod_key(&pod);

@@ -72,9 +72,8 @@ fn storage(context: &str, err: impl std::fmt::Display) -> Error {
 }
 
 fn decode_revision(bytes: &[u8], what: &str) -> Result<i64, Error> {
-    let array: [u8; REVISION_LEN] = bytes
-        .try_into()
-        .map_err(|_| Error::Storage(format!("meta `{what}` is {} bytes, want 8", bytes.len())))?;
+    let array: [u8; REVISION_LEN] =
+        bytes.try_into().map_err(|_| Error::Storage(format!("meta `{what}` is {} bytes, want 8", bytes.len())))?;
     Ok(i64::from_be_bytes(array))
 }
 
@@ -120,47 +119,21 @@ impl Backend {
         // sled 0.34 panics rather than erring on a few unreadable files; a
         // data dir we cannot read must be an error the caller can report.
         let opened = catch_unwind(AssertUnwindSafe(|| config.open()));
-        let where_ = path.map_or_else(
-            || "a temporary store".to_string(),
-            |p| p.display().to_string(),
-        );
+        let where_ = path.map_or_else(|| "a temporary store".to_string(), |p| p.display().to_string());
         let db = match opened {
             Ok(Ok(db)) => db,
             Ok(Err(err)) => return Err(storage(&format!("cannot open {where_}"), err)),
-            Err(_) => {
-                return Err(Error::Storage(format!(
-                    "cannot open {where_}: sled could not read it (corrupt or not a sled database)"
-                )))
-            }
+            Err(_) => return Err(Error::Storage(format!("cannot open {where_}: sled could not read it (corrupt or not a sled database)"))),
         };
-        let foreign = || {
-            Error::Storage(format!(
-                "{where_} holds a sled database that is not a tinykube store"
-            ))
-        };
+        let foreign = || Error::Storage(format!("{where_} holds a sled database that is not a tinykube store"));
         let ours: [&[u8]; 3] = [b"kv", b"log", b"meta"];
         let default_tree = db.name();
-        let has_foreign_trees = db
-            .tree_names()
-            .iter()
-            .any(|name| *name != default_tree && !ours.contains(&name.as_ref()));
+        let has_foreign_trees = db.tree_names().iter().any(|name| *name != default_tree && !ours.contains(&name.as_ref()));
 
-        let open_tree = |name: &str| {
-            db.open_tree(name)
-                .map_err(|e| storage(&format!("open tree `{name}`"), e))
-        };
-        let backend = Backend {
-            kv: open_tree("kv")?,
-            log: open_tree("log")?,
-            meta: open_tree("meta")?,
-            db: db.clone(),
-        };
+        let open_tree = |name: &str| db.open_tree(name).map_err(|e| storage(&format!("open tree `{name}`"), e));
+        let backend = Backend { kv: open_tree("kv")?, log: open_tree("log")?, meta: open_tree("meta")?, db: db.clone() };
 
-        match backend
-            .meta
-            .get(META_FORMAT)
-            .map_err(|e| storage("read meta", e))?
-        {
+        match backend.meta.get(META_FORMAT).map_err(|e| storage("read meta", e))? {
             Some(format) if format.as_ref() == FORMAT => {}
             Some(format) => {
                 return Err(Error::Storage(format!(
@@ -170,11 +143,8 @@ impl Backend {
                 )))
             }
             None => {
-                let empty = !has_foreign_trees
-                    && db.is_empty()
-                    && backend.kv.is_empty()
-                    && backend.log.is_empty()
-                    && backend.meta.is_empty();
+                let empty =
+                    !has_foreign_trees && db.is_empty() && backend.kv.is_empty() && backend.log.is_empty() && backend.meta.is_empty();
                 if !empty {
                     return Err(foreign());
                 }
@@ -184,10 +154,7 @@ impl Backend {
                 init.insert(META_FORMAT, FORMAT);
                 init.insert(META_REVISION, &keys::revision_bytes(1)[..]);
                 init.insert(META_COMPACT_REVISION, &keys::revision_bytes(0)[..]);
-                backend
-                    .meta
-                    .apply_batch(init)
-                    .map_err(|e| storage("initialize meta", e))?;
+                backend.meta.apply_batch(init).map_err(|e| storage("initialize meta", e))?;
                 backend.flush()?;
             }
         }
@@ -207,13 +174,9 @@ impl Backend {
         // The revision is written in the same transaction as the data, so
         // the newest log entry can never be ahead of it.
         if let Some((last, _)) = backend.log.last().map_err(|e| storage("read log", e))? {
-            let logged = keys::log_revision(&last)
-                .ok_or_else(|| Error::Storage("malformed key in `log` tree".into()))?;
+            let logged = keys::log_revision(&last).ok_or_else(|| Error::Storage("malformed key in `log` tree".into()))?;
             if logged > recovered.revision {
-                return Err(Error::Storage(format!(
-                    "log holds revision {logged} beyond the recorded revision {}",
-                    recovered.revision
-                )));
+                return Err(Error::Storage(format!("log holds revision {logged} beyond the recorded revision {}", recovered.revision)));
             }
         }
         if recovered.revision < 1 || recovered.compact_revision > recovered.revision {
@@ -242,12 +205,7 @@ impl Backend {
     /// The keys of `range` that are live at revision `at`, key-ascending:
     /// the first `max_kvs` of them (all when `None`), and how many there are
     /// in total.
-    pub(crate) fn scan(
-        &self,
-        range: &KeyRange,
-        at: i64,
-        max_kvs: Option<usize>,
-    ) -> Result<(Vec<KeyValue>, i64), Error> {
+    pub(crate) fn scan(&self, range: &KeyRange, at: i64, max_kvs: Option<usize>) -> Result<(Vec<KeyValue>, i64), Error> {
         let mut kvs = Vec::new();
         let mut count = 0;
         let mut emit = |candidate: Option<sled::IVec>| -> Result<(), Error> {
@@ -269,8 +227,7 @@ impl Backend {
         let mut candidate: Option<sled::IVec> = None;
         for entry in self.kv.range(range.sled_bounds()) {
             let (sled_key, value) = entry.map_err(|e| storage("scan kv", e))?;
-            let revision = keys::revision_suffix(&sled_key)
-                .ok_or_else(|| Error::Storage("short key in `kv` tree".into()))?;
+            let revision = keys::revision_suffix(&sled_key).ok_or_else(|| Error::Storage("short key in `kv` tree".into()))?;
             let escaped = &sled_key[..sled_key.len() - REVISION_LEN];
             if current_key.as_deref() != Some(escaped) {
                 emit(candidate.take())?;
@@ -287,38 +244,23 @@ impl Backend {
     /// Every change with revision in `from..=to` whose key is in `range`, in
     /// commit order, as watch events with `prev_kv` filled in where history
     /// still has it.
-    pub(crate) fn history(
-        &self,
-        range: &KeyRange,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(i64, Event)>, Error> {
+    pub(crate) fn history(&self, range: &KeyRange, from: i64, to: i64) -> Result<Vec<(i64, Event)>, Error> {
         let mut events = Vec::new();
-        let bounds = (
-            Bound::Included(keys::log_key(from, 0).to_vec()),
-            Bound::Included(keys::log_key(to, i64::MAX).to_vec()),
-        );
+        let bounds = (Bound::Included(keys::log_key(from, 0).to_vec()), Bound::Included(keys::log_key(to, i64::MAX).to_vec()));
         for entry in self.log.range::<Vec<u8>, _>(bounds) {
             let (log_key, key) = entry.map_err(|e| storage("read log", e))?;
             if !range.contains(&key) {
                 continue;
             }
-            let revision = keys::log_revision(&log_key)
-                .ok_or_else(|| Error::Storage("malformed key in `log` tree".into()))?;
+            let revision = keys::log_revision(&log_key).ok_or_else(|| Error::Storage("malformed key in `log` tree".into()))?;
             let bytes = self
                 .kv
                 .get(keys::version_key(&key, revision))
                 .map_err(|e| storage("read kv", e))?
-                .ok_or_else(|| {
-                    Error::Storage(format!("log entry at revision {revision} has no kv entry"))
-                })?;
+                .ok_or_else(|| Error::Storage(format!("log entry at revision {revision} has no kv entry")))?;
             let record = decode_record(&bytes)?;
             let kv = record.kv.unwrap_or_default();
-            let kind = if record.tombstone {
-                EventType::Delete
-            } else {
-                EventType::Put
-            };
+            let kind = if record.tombstone { EventType::Delete } else { EventType::Put };
             let prev_kv = self.get(&key, revision - 1)?;
             events.push((revision, Event { kind, kv, prev_kv }));
         }
@@ -333,23 +275,16 @@ impl Backend {
         let mut kv_batch = Batch::default();
         let mut log_batch = Batch::default();
         for (sub, event) in (0_i64..).zip(events) {
-            let record = Record {
-                kv: Some(event.kv.clone()),
-                tombstone: event.kind == EventType::Delete,
-            };
-            kv_batch.insert(
-                keys::version_key(&event.kv.key, revision),
-                record.encode_to_vec(),
-            );
+            let record = Record { kv: Some(event.kv.clone()), tombstone: event.kind == EventType::Delete };
+            kv_batch.insert(keys::version_key(&event.kv.key, revision), record.encode_to_vec());
             log_batch.insert(&keys::log_key(revision, sub)[..], event.kv.key.as_slice());
         }
-        let result: Result<(), TransactionError<()>> = (&self.kv, &self.log, &self.meta)
-            .transaction(|(kv, log, meta)| {
-                kv.apply_batch(&kv_batch)?;
-                log.apply_batch(&log_batch)?;
-                meta.insert(META_REVISION, &keys::revision_bytes(revision)[..])?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            });
+        let result: Result<(), TransactionError<()>> = (&self.kv, &self.log, &self.meta).transaction(|(kv, log, meta)| {
+            kv.apply_batch(&kv_batch)?;
+            log.apply_batch(&log_batch)?;
+            meta.insert(META_REVISION, &keys::revision_bytes(revision)[..])?;
+            Ok::<_, ConflictableTransactionError<()>>(())
+        });
         result.map_err(|e| storage(&format!("commit revision {revision}"), format!("{e:?}")))
     }
 
@@ -367,25 +302,22 @@ impl Backend {
             .map_err(|e| storage("record compaction", e))?;
 
         let mut doomed: Vec<sled::IVec> = Vec::new();
-        let flush_doomed =
-            |doomed: &mut Vec<sled::IVec>, tree: &sled::Tree, force: bool| -> Result<(), Error> {
-                if doomed.len() >= COMPACT_BATCH || (force && !doomed.is_empty()) {
-                    let mut batch = Batch::default();
-                    for key in doomed.drain(..) {
-                        batch.remove(key);
-                    }
-                    tree.apply_batch(batch).map_err(|e| storage("compact", e))?;
+        let flush_doomed = |doomed: &mut Vec<sled::IVec>, tree: &sled::Tree, force: bool| -> Result<(), Error> {
+            if doomed.len() >= COMPACT_BATCH || (force && !doomed.is_empty()) {
+                let mut batch = Batch::default();
+                for key in doomed.drain(..) {
+                    batch.remove(key);
                 }
-                Ok(())
-            };
+                tree.apply_batch(batch).map_err(|e| storage("compact", e))?;
+            }
+            Ok(())
+        };
 
         // Newest version at or below `revision` of the key being walked,
         // with its value so we can tell whether it is a tombstone.
         let mut current_key: Option<sled::IVec> = None;
         let mut newest: Option<(sled::IVec, i64, sled::IVec)> = None;
-        let finish_key = |newest: Option<(sled::IVec, i64, sled::IVec)>,
-                          doomed: &mut Vec<sled::IVec>|
-         -> Result<(), Error> {
+        let finish_key = |newest: Option<(sled::IVec, i64, sled::IVec)>, doomed: &mut Vec<sled::IVec>| -> Result<(), Error> {
             if let Some((sled_key, rev, value)) = newest {
                 // A tombstone exactly at `revision` stays, so a watch from
                 // the compaction point still sees that delete.
@@ -397,8 +329,7 @@ impl Backend {
         };
         for entry in self.kv.iter() {
             let (sled_key, value) = entry.map_err(|e| storage("scan kv", e))?;
-            let rev = keys::revision_suffix(&sled_key)
-                .ok_or_else(|| Error::Storage("short key in `kv` tree".into()))?;
+            let rev = keys::revision_suffix(&sled_key).ok_or_else(|| Error::Storage("short key in `kv` tree".into()))?;
             let escaped = &sled_key[..sled_key.len() - REVISION_LEN];
             if current_key.as_deref() != Some(escaped) {
                 finish_key(newest.take(), &mut doomed)?;
@@ -430,11 +361,7 @@ impl Backend {
     }
 
     pub(crate) async fn flush_async(&self) -> Result<(), Error> {
-        self.db
-            .flush_async()
-            .await
-            .map(|_| ())
-            .map_err(|e| storage("flush", e))
+        self.db.flush_async().await.map(|_| ()).map_err(|e| storage("flush", e))
     }
 
     /// Number of entries in the `kv` and `log` trees, for tests of
@@ -468,52 +395,25 @@ mod tests {
     use super::*;
 
     fn put(key: &str, value: &str, create: i64, rev: i64, version: i64) -> Event {
-        let kv = KeyValue {
-            key: key.into(),
-            value: value.into(),
-            create_revision: create,
-            mod_revision: rev,
-            version,
-            lease: 0,
-        };
-        Event {
-            kind: EventType::Put,
-            kv,
-            prev_kv: None,
-        }
+        let kv = KeyValue { key: key.into(), value: value.into(), create_revision: create, mod_revision: rev, version, lease: 0 };
+        Event { kind: EventType::Put, kv, prev_kv: None }
     }
 
     fn tombstone(key: &str, rev: i64) -> Event {
-        let kv = KeyValue {
-            key: key.into(),
-            mod_revision: rev,
-            ..Default::default()
-        };
-        Event {
-            kind: EventType::Delete,
-            kv,
-            prev_kv: None,
-        }
+        let kv = KeyValue { key: key.into(), mod_revision: rev, ..Default::default() };
+        Event { kind: EventType::Delete, kv, prev_kv: None }
     }
 
     #[test]
     fn new_store_starts_at_revision_one() {
         let (_, recovered) = Backend::open(None).unwrap();
-        assert_eq!(
-            recovered,
-            Recovered {
-                revision: 1,
-                compact_revision: 0
-            }
-        );
+        assert_eq!(recovered, Recovered { revision: 1, compact_revision: 0 });
     }
 
     #[test]
     fn reads_at_a_revision_see_that_revision() {
         let (backend, _) = Backend::open(None).unwrap();
-        backend
-            .commit(2, &[put("a", "1", 2, 2, 1), put("b", "1", 2, 2, 1)])
-            .unwrap();
+        backend.commit(2, &[put("a", "1", 2, 2, 1), put("b", "1", 2, 2, 1)]).unwrap();
         backend.commit(3, &[put("a", "2", 2, 3, 2)]).unwrap();
         backend.commit(4, &[tombstone("b", 4)]).unwrap();
 
@@ -537,9 +437,7 @@ mod tests {
     #[test]
     fn compaction_keeps_what_reads_above_it_need() {
         let (backend, _) = Backend::open(None).unwrap();
-        backend
-            .commit(2, &[put("a", "1", 2, 2, 1), put("gone", "x", 2, 2, 1)])
-            .unwrap();
+        backend.commit(2, &[put("a", "1", 2, 2, 1), put("gone", "x", 2, 2, 1)]).unwrap();
         backend.commit(3, &[put("a", "2", 2, 3, 2)]).unwrap();
         backend.commit(4, &[tombstone("gone", 4)]).unwrap();
         backend.commit(5, &[put("a", "3", 2, 5, 3)]).unwrap();
@@ -558,20 +456,12 @@ mod tests {
         std::fs::write(dir.path().join("conf"), b"this is not a sled config").unwrap();
         std::fs::write(dir.path().join("db"), b"nor is this a sled database").unwrap();
         let result = Backend::open(Some(dir.path()));
-        assert!(
-            matches!(result, Err(Error::Storage(_))),
-            "got {:?}",
-            result.err()
-        );
+        assert!(matches!(result, Err(Error::Storage(_))), "got {:?}", result.err());
 
         let file = dir.path().join("a-file");
         std::fs::write(&file, b"not a directory").unwrap();
         let result = Backend::open(Some(&file));
-        assert!(
-            matches!(result, Err(Error::Storage(_))),
-            "got {:?}",
-            result.err()
-        );
+        assert!(matches!(result, Err(Error::Storage(_))), "got {:?}", result.err());
     }
 
     #[test]
@@ -582,9 +472,7 @@ mod tests {
             db.insert(b"someone", b"else's data").unwrap();
             db.flush().unwrap();
         }
-        let err = Backend::open(Some(dir.path()))
-            .err()
-            .expect("foreign db must not open");
+        let err = Backend::open(Some(dir.path())).err().expect("foreign db must not open");
         assert!(err.to_string().contains("not a tinykube store"), "{err}");
     }
 }

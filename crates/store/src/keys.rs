@@ -80,33 +80,22 @@ pub(crate) enum KeyRange {
     /// Exactly one key.
     Single(Vec<u8>),
     /// Every key `>= start` and, if bounded, `< end`.
-    Span {
-        start: Vec<u8>,
-        end: Option<Vec<u8>>,
-    },
+    Span { start: Vec<u8>, end: Option<Vec<u8>> },
 }
 
 impl KeyRange {
     pub(crate) fn new(key: &[u8], range_end: &[u8]) -> KeyRange {
         match range_end {
             [] => KeyRange::Single(key.to_vec()),
-            [0] => KeyRange::Span {
-                start: key.to_vec(),
-                end: None,
-            },
-            end => KeyRange::Span {
-                start: key.to_vec(),
-                end: Some(end.to_vec()),
-            },
+            [0] => KeyRange::Span { start: key.to_vec(), end: None },
+            end => KeyRange::Span { start: key.to_vec(), end: Some(end.to_vec()) },
         }
     }
 
     pub(crate) fn contains(&self, key: &[u8]) -> bool {
         match self {
             KeyRange::Single(only) => key == only.as_slice(),
-            KeyRange::Span { start, end } => {
-                key >= start.as_slice() && end.as_deref().is_none_or(|end| key < end)
-            }
+            KeyRange::Span { start, end } => key >= start.as_slice() && end.as_deref().is_none_or(|end| key < end),
         }
     }
 
@@ -139,9 +128,7 @@ mod tests {
 
     #[test]
     fn escape_preserves_order_and_is_prefix_free() {
-        let mut keys: Vec<&[u8]> = vec![
-            b"", b"\0", b"\0\0", b"\0\x01", b"a", b"a\0", b"a\0b", b"a\x01", b"ab", b"b", b"\xff",
-        ];
+        let mut keys: Vec<&[u8]> = vec![b"", b"\0", b"\0\0", b"\0\x01", b"a", b"a\0", b"a\0b", b"a\x01", b"ab", b"b", b"\xff"];
         keys.sort();
         for pair in keys.windows(2) {
             let (a, b) = (escape(pair[0]), escape(pair[1]));

@@ -15,9 +15,8 @@ use std::collections::{BTreeMap, HashSet};
 use crate::backend::Backend;
 use crate::keys::KeyRange;
 use crate::{
-    Compare, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResponse, Error, Event,
-    EventType, KeyValue, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
-    ResponseOp, TxnRequest, TxnResponse,
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResponse, Error, Event, EventType, KeyValue, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse,
 };
 
 /// etcd's default `--max-txn-ops`: more operations than this in one
@@ -41,13 +40,8 @@ pub(crate) fn check_key(key: &[u8]) -> Result<(), Error> {
 /// revision each key can change only once, which is what lets the `kv` tree
 /// key versions by `(key, revision)` alone.
 pub(crate) fn check_txn(req: &TxnRequest) -> Result<(), Error> {
-    if req.compare.len() > MAX_TXN_OPS
-        || req.success.len() > MAX_TXN_OPS
-        || req.failure.len() > MAX_TXN_OPS
-    {
-        return Err(Error::InvalidArgument(
-            "too many operations in txn request".into(),
-        ));
+    if req.compare.len() > MAX_TXN_OPS || req.success.len() > MAX_TXN_OPS || req.failure.len() > MAX_TXN_OPS {
+        return Err(Error::InvalidArgument("too many operations in txn request".into()));
     }
     for compare in &req.compare {
         check_key(&compare.key)?;
@@ -70,10 +64,7 @@ pub(crate) fn check_txn(req: &TxnRequest) -> Result<(), Error> {
                 }
             }
         }
-        if deletes
-            .iter()
-            .any(|range| puts.iter().any(|key| range.contains(key)))
-        {
+        if deletes.iter().any(|range| puts.iter().any(|key| range.contains(key))) {
             return Err(duplicate_key());
         }
     }
@@ -86,10 +77,7 @@ fn duplicate_key() -> Error {
 
 /// Whether a transaction may write, and so must go through the writer.
 pub(crate) fn txn_may_write(req: &TxnRequest) -> bool {
-    req.success
-        .iter()
-        .chain(&req.failure)
-        .any(|op| !matches!(op, RequestOp::Range(_)))
+    req.success.iter().chain(&req.failure).any(|op| !matches!(op, RequestOp::Range(_)))
 }
 
 /// Whether `compare` holds for the keys its range covers (`kvs`, the live
@@ -140,13 +128,7 @@ pub(crate) struct Txn<'a> {
 
 impl<'a> Txn<'a> {
     pub(crate) fn new(backend: &'a Backend, base: i64, compact_revision: i64) -> Txn<'a> {
-        Txn {
-            backend,
-            base,
-            compact_revision,
-            events: Vec::new(),
-            written: BTreeMap::new(),
-        }
+        Txn { backend, base, compact_revision, events: Vec::new(), written: BTreeMap::new() }
     }
 
     /// The store's revision as this transaction sees it: `base`, or
@@ -176,19 +158,12 @@ impl<'a> Txn<'a> {
 
     /// Live keys in `range` as this transaction sees them: at most `max_kvs`
     /// of them, and the total count.
-    fn live(
-        &self,
-        range: &KeyRange,
-        max_kvs: Option<usize>,
-    ) -> Result<(Vec<KeyValue>, i64), Error> {
+    fn live(&self, range: &KeyRange, max_kvs: Option<usize>) -> Result<(Vec<KeyValue>, i64), Error> {
         if self.written.is_empty() {
             return self.backend.scan(range, self.base, max_kvs);
         }
         let (committed, _) = self.backend.scan(range, self.base, None)?;
-        let mut merged: BTreeMap<Vec<u8>, KeyValue> = committed
-            .into_iter()
-            .map(|kv| (kv.key.clone(), kv))
-            .collect();
+        let mut merged: BTreeMap<Vec<u8>, KeyValue> = committed.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
         for (key, written) in self.written.iter().filter(|(key, _)| range.contains(key)) {
             match written {
                 Some(kv) => merged.insert(key.clone(), kv.clone()),
@@ -196,10 +171,7 @@ impl<'a> Txn<'a> {
             };
         }
         let count = merged.len() as i64;
-        let kvs = merged
-            .into_values()
-            .take(max_kvs.unwrap_or(usize::MAX))
-            .collect();
+        let kvs = merged.into_values().take(max_kvs.unwrap_or(usize::MAX)).collect();
         Ok((kvs, count))
     }
 
@@ -209,11 +181,7 @@ impl<'a> Txn<'a> {
         let at = match req.revision {
             r if r <= 0 => current,
             r if r > current => return Err(Error::FutureRevision),
-            r if r < self.compact_revision => {
-                return Err(Error::Compacted {
-                    compact_revision: self.compact_revision,
-                })
-            }
+            r if r < self.compact_revision => return Err(Error::Compacted { compact_revision: self.compact_revision }),
             r => r,
         };
         let range = KeyRange::new(&req.key, &req.range_end);
@@ -223,23 +191,14 @@ impl<'a> Txn<'a> {
             (false, 0) => None,
             (false, limit) => Some(limit),
         };
-        let (mut kvs, count) = if at == current {
-            self.live(&range, max_kvs)?
-        } else {
-            self.backend.scan(&range, at, max_kvs)?
-        };
+        let (mut kvs, count) = if at == current { self.live(&range, max_kvs)? } else { self.backend.scan(&range, at, max_kvs)? };
         if req.keys_only {
             for kv in &mut kvs {
                 kv.value.clear();
             }
         }
         let more = !req.count_only && limit > 0 && count > limit as i64;
-        Ok(RangeResponse {
-            revision: current,
-            kvs,
-            more,
-            count,
-        })
+        Ok(RangeResponse { revision: current, kvs, more, count })
     }
 
     pub(crate) fn put(&mut self, req: &PutRequest) -> Result<PutResponse, Error> {
@@ -255,21 +214,11 @@ impl<'a> Txn<'a> {
             lease: req.lease,
         };
         self.written.insert(req.key.clone(), Some(kv.clone()));
-        self.events.push(Event {
-            kind: EventType::Put,
-            kv,
-            prev_kv: prev.clone(),
-        });
-        Ok(PutResponse {
-            revision,
-            prev_kv: if req.prev_kv { prev } else { None },
-        })
+        self.events.push(Event { kind: EventType::Put, kv, prev_kv: prev.clone() });
+        Ok(PutResponse { revision, prev_kv: if req.prev_kv { prev } else { None } })
     }
 
-    pub(crate) fn delete_range(
-        &mut self,
-        req: &DeleteRangeRequest,
-    ) -> Result<DeleteRangeResponse, Error> {
+    pub(crate) fn delete_range(&mut self, req: &DeleteRangeRequest) -> Result<DeleteRangeResponse, Error> {
         check_key(&req.key)?;
         let revision = self.base + 1;
         let (doomed, _) = self.live(&KeyRange::new(&req.key, &req.range_end), None)?;
@@ -277,24 +226,12 @@ impl<'a> Txn<'a> {
         for prev in &doomed {
             // The tombstone is what a delete event carries: the key and the
             // deleting revision, nothing else.
-            let kv = KeyValue {
-                key: prev.key.clone(),
-                mod_revision: revision,
-                ..Default::default()
-            };
+            let kv = KeyValue { key: prev.key.clone(), mod_revision: revision, ..Default::default() };
             self.written.insert(prev.key.clone(), None);
-            self.events.push(Event {
-                kind: EventType::Delete,
-                kv,
-                prev_kv: Some(prev.clone()),
-            });
+            self.events.push(Event { kind: EventType::Delete, kv, prev_kv: Some(prev.clone()) });
         }
         let prev_kvs = if req.prev_kv { doomed } else { Vec::new() };
-        Ok(DeleteRangeResponse {
-            revision: self.revision(),
-            deleted,
-            prev_kvs,
-        })
+        Ok(DeleteRangeResponse { revision: self.revision(), deleted, prev_kvs })
     }
 
     pub(crate) fn txn(&mut self, req: &TxnRequest) -> Result<TxnResponse, Error> {
@@ -307,19 +244,13 @@ impl<'a> Txn<'a> {
                 break;
             }
         }
-        let ops = if succeeded {
-            &req.success
-        } else {
-            &req.failure
-        };
+        let ops = if succeeded { &req.success } else { &req.failure };
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
             responses.push(match op {
                 RequestOp::Range(range) => ResponseOp::Range(self.range(range)?),
                 RequestOp::Put(put) => ResponseOp::Put(self.put(put)?),
-                RequestOp::DeleteRange(delete) => {
-                    ResponseOp::DeleteRange(self.delete_range(delete)?)
-                }
+                RequestOp::DeleteRange(delete) => ResponseOp::DeleteRange(self.delete_range(delete)?),
             });
         }
         // Every response of a transaction reports the revision the whole
@@ -332,11 +263,7 @@ impl<'a> Txn<'a> {
                 ResponseOp::DeleteRange(r) => r.revision = revision,
             }
         }
-        Ok(TxnResponse {
-            revision,
-            succeeded,
-            responses,
-        })
+        Ok(TxnResponse { revision, succeeded, responses })
     }
 }
 
@@ -345,118 +272,50 @@ mod tests {
     use super::*;
 
     fn cmp(key: &str, result: CompareResult, target: CompareTarget) -> Compare {
-        Compare {
-            key: key.into(),
-            range_end: Vec::new(),
-            result,
-            target,
-        }
+        Compare { key: key.into(), range_end: Vec::new(), result, target }
     }
 
     #[test]
     fn compares_on_missing_keys_follow_etcd() {
         let missing: &[KeyValue] = &[];
-        assert!(compare_holds(
-            &cmp("k", CompareResult::Equal, CompareTarget::ModRevision(0)),
-            missing
-        ));
-        assert!(compare_holds(
-            &cmp("k", CompareResult::Equal, CompareTarget::Version(0)),
-            missing
-        ));
-        assert!(!compare_holds(
-            &cmp(
-                "k",
-                CompareResult::Greater,
-                CompareTarget::CreateRevision(0)
-            ),
-            missing
-        ));
-        assert!(!compare_holds(
-            &cmp("k", CompareResult::Equal, CompareTarget::Value(Vec::new())),
-            missing
-        ));
+        assert!(compare_holds(&cmp("k", CompareResult::Equal, CompareTarget::ModRevision(0)), missing));
+        assert!(compare_holds(&cmp("k", CompareResult::Equal, CompareTarget::Version(0)), missing));
+        assert!(!compare_holds(&cmp("k", CompareResult::Greater, CompareTarget::CreateRevision(0)), missing));
+        assert!(!compare_holds(&cmp("k", CompareResult::Equal, CompareTarget::Value(Vec::new())), missing));
     }
 
     #[test]
     fn compare_table() {
-        let kv = KeyValue {
-            key: b"k".to_vec(),
-            create_revision: 2,
-            mod_revision: 5,
-            version: 3,
-            value: b"m".to_vec(),
-            lease: 7,
-        };
+        let kv = KeyValue { key: b"k".to_vec(), create_revision: 2, mod_revision: 5, version: 3, value: b"m".to_vec(), lease: 7 };
         let cases = [
             (CompareResult::Equal, CompareTarget::Version(3), true),
             (CompareResult::Greater, CompareTarget::Version(2), true),
             (CompareResult::Less, CompareTarget::Version(3), false),
-            (
-                CompareResult::NotEqual,
-                CompareTarget::CreateRevision(2),
-                false,
-            ),
+            (CompareResult::NotEqual, CompareTarget::CreateRevision(2), false),
             (CompareResult::Less, CompareTarget::ModRevision(6), true),
-            (
-                CompareResult::Greater,
-                CompareTarget::Value(b"a".to_vec()),
-                true,
-            ),
-            (
-                CompareResult::Less,
-                CompareTarget::Value(b"z".to_vec()),
-                true,
-            ),
+            (CompareResult::Greater, CompareTarget::Value(b"a".to_vec()), true),
+            (CompareResult::Less, CompareTarget::Value(b"z".to_vec()), true),
             (CompareResult::Equal, CompareTarget::Lease(7), true),
             (CompareResult::NotEqual, CompareTarget::Lease(0), true),
         ];
         for (result, target, want) in cases {
             let compare = cmp("k", result, target.clone());
-            assert_eq!(
-                compare_holds(&compare, std::slice::from_ref(&kv)),
-                want,
-                "{result:?} {target:?}"
-            );
+            assert_eq!(compare_holds(&compare, std::slice::from_ref(&kv)), want, "{result:?} {target:?}");
         }
     }
 
     #[test]
     fn txn_rejects_duplicate_and_overlapping_keys() {
-        let put = |k: &str| {
-            RequestOp::Put(PutRequest {
-                key: k.into(),
-                ..Default::default()
-            })
-        };
-        let delete = |k: &str, end: &str| {
-            RequestOp::DeleteRange(DeleteRangeRequest {
-                key: k.into(),
-                range_end: end.into(),
-                prev_kv: false,
-            })
-        };
-        let bad = [
-            vec![put("a"), put("a")],
-            vec![put("b"), delete("a", "c")],
-            vec![put(""), delete("a", "")],
-        ];
+        let put = |k: &str| RequestOp::Put(PutRequest { key: k.into(), ..Default::default() });
+        let delete =
+            |k: &str, end: &str| RequestOp::DeleteRange(DeleteRangeRequest { key: k.into(), range_end: end.into(), prev_kv: false });
+        let bad = [vec![put("a"), put("a")], vec![put("b"), delete("a", "c")], vec![put(""), delete("a", "")]];
         for success in bad {
-            let req = TxnRequest {
-                success,
-                ..Default::default()
-            };
-            assert!(
-                matches!(check_txn(&req), Err(Error::InvalidArgument(_))),
-                "{req:?}"
-            );
+            let req = TxnRequest { success, ..Default::default() };
+            assert!(matches!(check_txn(&req), Err(Error::InvalidArgument(_))), "{req:?}");
         }
         // The same key in the two branches is fine: only one of them runs.
-        let ok = TxnRequest {
-            success: vec![put("a")],
-            failure: vec![put("a")],
-            ..Default::default()
-        };
+        let ok = TxnRequest { success: vec![put("a")], failure: vec![put("a")], ..Default::default() };
         assert!(check_txn(&ok).is_ok());
     }
 
@@ -465,46 +324,23 @@ mod tests {
         let (backend, _) = Backend::open(None).unwrap();
         let mut setup = Txn::new(&backend, 1, 0);
         for key in ["a", "b"] {
-            setup
-                .put(&PutRequest {
-                    key: key.into(),
-                    value: b"1".to_vec(),
-                    ..Default::default()
-                })
-                .unwrap();
+            setup.put(&PutRequest { key: key.into(), value: b"1".to_vec(), ..Default::default() }).unwrap();
         }
         backend.commit(2, &setup.into_events()).unwrap();
 
         let mut txn = Txn::new(&backend, 2, 0);
-        let delete = |key: &str, end: &str| DeleteRangeRequest {
-            key: key.into(),
-            range_end: end.into(),
-            prev_kv: true,
-        };
+        let delete = |key: &str, end: &str| DeleteRangeRequest { key: key.into(), range_end: end.into(), prev_kv: true };
         assert_eq!(txn.delete_range(&delete("a", "c")).unwrap().deleted, 2);
         // An overlapping delete in the same transaction finds nothing left.
         assert_eq!(txn.delete_range(&delete("a", "")).unwrap().deleted, 0);
-        txn.put(&PutRequest {
-            key: b"c".to_vec(),
-            ..Default::default()
-        })
-        .unwrap();
+        txn.put(&PutRequest { key: b"c".to_vec(), ..Default::default() }).unwrap();
 
-        let all = RangeRequest {
-            key: vec![0],
-            range_end: vec![0],
-            ..Default::default()
-        };
+        let all = RangeRequest { key: vec![0], range_end: vec![0], ..Default::default() };
         let seen = txn.range(&all).unwrap();
         assert_eq!((seen.count, seen.revision), (1, 3));
         assert_eq!(seen.kvs[0].key, b"c");
         // History is still readable underneath the transaction's writes.
-        let before = txn
-            .range(&RangeRequest {
-                revision: 2,
-                ..all.clone()
-            })
-            .unwrap();
+        let before = txn.range(&RangeRequest { revision: 2, ..all.clone() }).unwrap();
         assert_eq!(before.count, 2);
         assert_eq!(txn.into_events().len(), 3);
     }

@@ -18,8 +18,8 @@ use crate::mvcc::{self, Txn};
 use crate::watch::{self, WatchHub};
 use crate::writer::{self, Reply, Request};
 use crate::{
-    DeleteRangeRequest, DeleteRangeResponse, Error, Kv, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, RequestOp, TxnRequest, TxnResponse, WatchRequest, Watcher,
+    DeleteRangeRequest, DeleteRangeResponse, Error, Kv, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest,
+    TxnResponse, WatchRequest, Watcher,
 };
 
 /// State shared by the store handles, the writer thread and the watch
@@ -111,18 +111,8 @@ impl Store {
             stats: Counters::default(),
         });
         let (requests, writer) = writer::start(shared.clone(), recovered.revision)?;
-        tracing::debug!(
-            revision = recovered.revision,
-            compact_revision = recovered.compact_revision,
-            "store opened"
-        );
-        Ok(Store {
-            inner: Arc::new(Inner {
-                shared,
-                requests: Some(requests),
-                writer: Some(writer),
-            }),
-        })
+        tracing::debug!(revision = recovered.revision, compact_revision = recovered.compact_revision, "store opened");
+        Ok(Store { inner: Arc::new(Inner { shared, requests: Some(requests), writer: Some(writer) }) })
     }
 
     /// The current revision: that of the last durable write. A new store
@@ -144,20 +134,14 @@ impl Store {
 
     pub fn stats(&self) -> Stats {
         let stats = &self.inner.shared.stats;
-        Stats {
-            writes: stats.writes.load(Ordering::Relaxed),
-            flushes: stats.flushes.load(Ordering::Relaxed),
-        }
+        Stats { writes: stats.writes.load(Ordering::Relaxed), flushes: stats.flushes.load(Ordering::Relaxed) }
     }
 
     /// Queues a request for the writer and waits for its answer.
     async fn submit<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, Error> {
         let requests = self.inner.requests.as_ref().ok_or(Error::Stopped)?;
         let (reply, answer) = oneshot::channel();
-        requests
-            .send(request(reply))
-            .await
-            .map_err(|_| Error::Stopped)?;
+        requests.send(request(reply)).await.map_err(|_| Error::Stopped)?;
         answer.await.map_err(|_| Error::Stopped)?
     }
 
@@ -167,11 +151,7 @@ impl Store {
         // Revision first: the compaction point never passes the published
         // revision, so this pair is always a valid view.
         let revision = shared.hub.revision();
-        Txn::new(
-            &shared.backend,
-            revision,
-            shared.compact_revision.load(Ordering::SeqCst),
-        )
+        Txn::new(&shared.backend, revision, shared.compact_revision.load(Ordering::SeqCst))
     }
 
     /// Fails a finished read of history at `revision` if a compaction

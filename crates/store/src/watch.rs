@@ -74,11 +74,7 @@ impl WatchHub {
     pub(crate) fn new(revision: i64) -> WatchHub {
         WatchHub {
             revision: AtomicI64::new(revision),
-            state: Mutex::new(HubState {
-                next_id: 0,
-                watchers: HashMap::new(),
-                closed: false,
-            }),
+            state: Mutex::new(HubState { next_id: 0, watchers: HashMap::new(), closed: false }),
         }
     }
 
@@ -117,11 +113,7 @@ pub(crate) fn register(shared: &Arc<Shared>, req: WatchRequest) -> Result<Watche
             return Err(Error::Stopped);
         }
         let published = shared.hub.revision();
-        let next_revision = if req.start_revision > 0 {
-            req.start_revision
-        } else {
-            published + 1
-        };
+        let next_revision = if req.start_revision > 0 { req.start_revision } else { published + 1 };
         let synced = next_revision > published;
         let id = state.next_id;
         state.next_id += 1;
@@ -160,11 +152,7 @@ pub(crate) fn publish(shared: &Arc<Shared>, revision: i64, events: Vec<Event>) {
             watcher.next_revision = revision + 1;
             return true;
         }
-        let response = WatchResponse {
-            revision,
-            events: matching,
-            compact_revision: 0,
-        };
+        let response = WatchResponse { revision, events: matching, compact_revision: 0 };
         match watcher.events.try_send(response) {
             Ok(()) => {
                 watcher.next_revision = revision + 1;
@@ -182,11 +170,7 @@ pub(crate) fn publish(shared: &Arc<Shared>, revision: i64, events: Vec<Event>) {
     });
     drop(state);
     for (id, runtime) in fell_behind {
-        tracing::debug!(
-            watcher = id,
-            revision,
-            "watcher fell behind; catching up from history"
-        );
+        tracing::debug!(watcher = id, revision, "watcher fell behind; catching up from history");
         runtime.spawn(catch_up(shared.clone(), id));
     }
 }
@@ -197,11 +181,7 @@ fn select(events: &[Event], range: &KeyRange, prev_kv: bool) -> Vec<Event> {
     events
         .iter()
         .filter(|event| range.contains(&event.kv.key))
-        .map(|event| Event {
-            kind: event.kind,
-            kv: event.kv.clone(),
-            prev_kv: if prev_kv { event.prev_kv.clone() } else { None },
-        })
+        .map(|event| Event { kind: event.kind, kv: event.kv.clone(), prev_kv: if prev_kv { event.prev_kv.clone() } else { None } })
         .collect()
 }
 
@@ -224,13 +204,7 @@ async fn catch_up(shared: Arc<Shared>, id: u64) {
                 watcher.synced = true;
                 return;
             }
-            (
-                watcher.events.clone(),
-                watcher.range.clone(),
-                watcher.prev_kv,
-                watcher.next_revision,
-                published,
-            )
+            (watcher.events.clone(), watcher.range.clone(), watcher.prev_kv, watcher.next_revision, published)
         };
         let to = published.min(from + CATCH_UP_REVISIONS - 1);
 
@@ -238,11 +212,7 @@ async fn catch_up(shared: Arc<Shared>, id: u64) {
         let responses = match responses {
             Ok(responses) => responses,
             Err(Error::Compacted { compact_revision }) => {
-                let notice = WatchResponse {
-                    revision: published,
-                    events: Vec::new(),
-                    compact_revision,
-                };
+                let notice = WatchResponse { revision: published, events: Vec::new(), compact_revision };
                 // Removing the entry and dropping `sender` closes the
                 // channel once the notice has been delivered.
                 shared.hub.lock().watchers.remove(&id);
@@ -269,14 +239,7 @@ async fn catch_up(shared: Arc<Shared>, id: u64) {
 
 /// The watcher's events in `from..=to`, one response per revision that has
 /// any, or [`Error::Compacted`] if compaction took any part of that history.
-fn read_history(
-    shared: &Shared,
-    range: &KeyRange,
-    prev_kv: bool,
-    from: i64,
-    to: i64,
-    published: i64,
-) -> Result<Vec<WatchResponse>, Error> {
+fn read_history(shared: &Shared, range: &KeyRange, prev_kv: bool, from: i64, to: i64, published: i64) -> Result<Vec<WatchResponse>, Error> {
     let compacted = || {
         let compact_revision = shared.compact_revision.load(Ordering::SeqCst);
         if from < compact_revision {
@@ -300,11 +263,7 @@ fn read_history(
         }
         if last_revision != Some(revision) {
             last_revision = Some(revision);
-            responses.push(WatchResponse {
-                revision: published,
-                events: Vec::new(),
-                compact_revision: 0,
-            });
+            responses.push(WatchResponse { revision: published, events: Vec::new(), compact_revision: 0 });
         }
         if let Some(response) = responses.last_mut() {
             response.events.push(event);

@@ -30,10 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::mvcc::Txn;
 use crate::store::Shared;
-use crate::{
-    watch, DeleteRangeRequest, DeleteRangeResponse, Error, Event, PutRequest, PutResponse,
-    TxnRequest, TxnResponse,
-};
+use crate::{watch, DeleteRangeRequest, DeleteRangeResponse, Error, Event, PutRequest, PutResponse, TxnRequest, TxnResponse};
 
 /// How many requests may wait for the writer before callers wait to enqueue.
 pub(crate) const QUEUE_DEPTH: usize = 1024;
@@ -69,9 +66,7 @@ trait Deliver: Send {
 impl<T: Send> Deliver for Answer<T> {
     fn deliver(self: Box<Self>, flush_failure: Option<&str>) {
         let result = match flush_failure {
-            Some(reason) if self.result.is_ok() => {
-                Err(Error::Storage(format!("flush failed: {reason}")))
-            }
+            Some(reason) if self.result.is_ok() => Err(Error::Storage(format!("flush failed: {reason}"))),
             _ => self.result,
         };
         // A caller that stopped waiting (its future was dropped) does not
@@ -82,16 +77,9 @@ impl<T: Send> Deliver for Answer<T> {
 
 /// Starts the writer thread. It runs until every sender is dropped, then
 /// closes all watches and flushes one last time.
-pub(crate) fn start(
-    shared: Arc<Shared>,
-    revision: i64,
-) -> Result<(mpsc::Sender<Request>, JoinHandle<()>), Error> {
+pub(crate) fn start(shared: Arc<Shared>, revision: i64) -> Result<(mpsc::Sender<Request>, JoinHandle<()>), Error> {
     let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-    let writer = Writer {
-        shared,
-        revision,
-        failure: None,
-    };
+    let writer = Writer { shared, revision, failure: None };
     let handle = std::thread::Builder::new()
         .name("tinykube-store-writer".into())
         .spawn(move || writer.run(receiver))
@@ -187,10 +175,7 @@ impl Writer {
                 }
             }
         }
-        self.shared
-            .stats
-            .writes
-            .fetch_add(committed.len() as u64, Ordering::Relaxed);
+        self.shared.stats.writes.fetch_add(committed.len() as u64, Ordering::Relaxed);
         for (revision, events) in committed {
             watch::publish(&self.shared, revision, events);
         }
@@ -201,11 +186,7 @@ impl Writer {
 
     /// Runs one request as a transaction on top of everything applied so
     /// far and commits its changes, if any, at the next revision.
-    fn write<T>(
-        &mut self,
-        committed: &mut Vec<(i64, Vec<Event>)>,
-        op: impl FnOnce(&mut Txn<'_>) -> Result<T, Error>,
-    ) -> Result<T, Error> {
+    fn write<T>(&mut self, committed: &mut Vec<(i64, Vec<Event>)>, op: impl FnOnce(&mut Txn<'_>) -> Result<T, Error>) -> Result<T, Error> {
         self.check_healthy()?;
         let compact_revision = self.shared.compact_revision.load(Ordering::SeqCst);
         let mut txn = Txn::new(&self.shared.backend, self.revision, compact_revision);
@@ -236,9 +217,7 @@ impl Writer {
         // Announce the new point before deleting anything, so that a reader
         // of old history either is refused up front or notices afterwards
         // that what it read may have been cut (see `Store::range`).
-        self.shared
-            .compact_revision
-            .store(revision, Ordering::SeqCst);
+        self.shared.compact_revision.store(revision, Ordering::SeqCst);
         let result = self.shared.backend.compact(revision);
         if let Err(err) = &result {
             self.failure = Some(err.to_string());
@@ -248,9 +227,7 @@ impl Writer {
 
     fn check_healthy(&self) -> Result<(), Error> {
         match &self.failure {
-            Some(reason) => Err(Error::Storage(format!(
-                "the store failed earlier and takes no more writes: {reason}"
-            ))),
+            Some(reason) => Err(Error::Storage(format!("the store failed earlier and takes no more writes: {reason}"))),
             None => Ok(()),
         }
     }

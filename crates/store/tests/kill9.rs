@@ -27,12 +27,7 @@ const ACKS_BEFORE_KILL: usize = 300;
 fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(std::env::current_exe().expect("test binary path"))
-        .args([
-            "--exact",
-            "child_writes_until_killed",
-            "--ignored",
-            "--nocapture",
-        ])
+        .args(["--exact", "child_writes_until_killed", "--ignored", "--nocapture"])
         .env(DIR_VAR, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -54,36 +49,18 @@ fn acknowledged_writes_survive_kill_9() {
     }
     child.kill().expect("SIGKILL the child");
     child.wait().expect("reap the child");
-    assert_eq!(
-        acked.len(),
-        ACKS_BEFORE_KILL,
-        "the child stopped writing early"
-    );
+    assert_eq!(acked.len(), ACKS_BEFORE_KILL, "the child stopped writing early");
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let store = Store::open(dir.path()).expect("reopen after kill -9");
-        let newest = acked
-            .iter()
-            .map(|(_, revision)| *revision)
-            .max()
-            .unwrap_or(0);
-        assert!(
-            store.revision() >= newest,
-            "revision went back: {} < {newest}",
-            store.revision()
-        );
+        let newest = acked.iter().map(|(_, revision)| *revision).max().unwrap_or(0);
+        assert!(store.revision() >= newest, "revision went back: {} < {newest}", store.revision());
         for (key, revision) in &acked {
-            let req = RangeRequest {
-                key: key.clone().into_bytes(),
-                ..Default::default()
-            };
+            let req = RangeRequest { key: key.clone().into_bytes(), ..Default::default() };
             let found = store.range(req).await.expect("range").kvs;
             assert_eq!(found.len(), 1, "acknowledged write of {key} lost");
-            assert_eq!(
-                found[0].mod_revision, *revision,
-                "{key} at the wrong revision"
-            );
+            assert_eq!(found[0].mod_revision, *revision, "{key} at the wrong revision");
         }
     });
 }
@@ -101,11 +78,7 @@ async fn child_writes_until_killed() {
             tokio::spawn(async move {
                 for i in 0.. {
                     let key = format!("w{writer}/{i}");
-                    let req = PutRequest {
-                        key: key.clone().into_bytes(),
-                        value: b"x".to_vec(),
-                        ..Default::default()
-                    };
+                    let req = PutRequest { key: key.clone().into_bytes(), value: b"x".to_vec(), ..Default::default() };
                     let revision = store.put(req).await.expect("put").revision;
                     println!("acked {key} {revision}");
                 }

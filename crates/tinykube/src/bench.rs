@@ -59,7 +59,13 @@ pub struct SkeletonArgs {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n == 0 { 0.0 } else if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn rss_kib(pid: u32) -> Result<u64> {
@@ -162,9 +168,11 @@ async fn wait_node_ready(client: &Client) -> Result<Instant> {
         };
         while let Some(ev) = stream.next().await {
             if let Ok(WatchEvent::Added(n) | WatchEvent::Modified(n)) = ev {
-                let ready = n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-                    cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                });
+                let ready = n
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
                 if ready {
                     return Ok(Instant::now());
                 }
@@ -251,7 +259,13 @@ fn http_client() -> HttpClient {
 }
 
 /// One REST call: status and parsed JSON body (Null when not JSON).
-async fn call(client: &HttpClient, method: http::Method, url: &str, content_type: &str, body: Option<&serde_json::Value>) -> Result<(u16, serde_json::Value)> {
+async fn call(
+    client: &HttpClient,
+    method: http::Method,
+    url: &str,
+    content_type: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<(u16, serde_json::Value)> {
     use http_body_util::BodyExt;
     let bytes = body.map(serde_json::to_vec).transpose()?.unwrap_or_default();
     let req = http::Request::builder()
@@ -293,7 +307,9 @@ impl BenchServer {
         let client = http_client();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok((200, _)) = call(&client, http::Method::GET, &format!("{base}/api/v1/namespaces/default"), "application/json", None).await {
+            if let Ok((200, _)) =
+                call(&client, http::Method::GET, &format!("{base}/api/v1/namespaces/default"), "application/json", None).await
+            {
                 break;
             }
             if Instant::now() > deadline {
@@ -438,7 +454,8 @@ fn track(tracker: &Tracker) -> std::sync::MutexGuard<'_, DeliveryTracker> {
 async fn spawn_watcher(base: &str, resource: &str, tracker: Tracker) -> Result<tokio::task::JoinHandle<()>> {
     use http_body_util::BodyExt;
     let client = http_client();
-    let (_, list) = call(&client, http::Method::GET, &format!("{base}/api/v1/namespaces/default/{resource}?limit=1"), "application/json", None).await?;
+    let (_, list) =
+        call(&client, http::Method::GET, &format!("{base}/api/v1/namespaces/default/{resource}?limit=1"), "application/json", None).await?;
     let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
     let url = format!("{base}/api/v1/namespaces/default/{resource}?watch=true&labelSelector=bench%3Dload&resourceVersion={rv}");
     let req = http::Request::get(&url).body(http_body_util::Full::new(bytes::Bytes::new()))?;
@@ -692,7 +709,9 @@ struct BulkResult {
 fn rss_mb(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
         .map(|kib| kib / 1024.0)
         .unwrap_or(0.0)
 }
@@ -703,10 +722,8 @@ async fn load_once(args: &LoadArgs, run: usize) -> Result<LoadRun> {
 
     // Phase 1: steady load with a watcher.
     let tracker: Tracker = Default::default();
-    let watchers = [
-        spawn_watcher(&server.base, "configmaps", tracker.clone()).await?,
-        spawn_watcher(&server.base, "pods", tracker.clone()).await?,
-    ];
+    let watchers =
+        [spawn_watcher(&server.base, "configmaps", tracker.clone()).await?, spawn_watcher(&server.base, "pods", tracker.clone()).await?];
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     let start = Instant::now() + Duration::from_millis(100);
     let end = start + Duration::from_secs(args.duration);
@@ -767,8 +784,18 @@ async fn load_once(args: &LoadArgs, run: usize) -> Result<LoadRun> {
             "run {run}: {} pods created in {:.1} s ({:.0}/s), {} events; server RSS {:.1} MB stored, {:.1} MB after 5 LISTs \
              (peak {:.1} MB); store on disk {:.1} MB; LIST all pods ({:.1} MB of JSON) p50 {:.0} ms, max {:.0} ms \
              (store range read: mean {:.0} ms)",
-            bulk.pods, bulk.create_secs, bulk.pods as f64 / bulk.create_secs, bulk.events, bulk.rss_stored_mb, bulk.rss_mb,
-            bulk.peak_rss_mb, bulk.store_mb, bulk.list_mb, bulk.list.p50, bulk.list.max, bulk.store_list_ms
+            bulk.pods,
+            bulk.create_secs,
+            bulk.pods as f64 / bulk.create_secs,
+            bulk.events,
+            bulk.rss_stored_mb,
+            bulk.rss_mb,
+            bulk.peak_rss_mb,
+            bulk.store_mb,
+            bulk.list_mb,
+            bulk.list.p50,
+            bulk.list.max,
+            bulk.store_list_ms
         );
         out.bulk = Some(bulk);
     }
@@ -802,7 +829,8 @@ async fn store_many_pods(server: &BenchServer, count: usize, clients: usize) -> 
                         return Ok::<_, anyhow::Error>(());
                     }
                     let labels = serde_json::json!({"app": format!("web-{}", i % 50), "tier": "frontend", "bench": "bulk"});
-                    let (code, body) = call(&client, http::Method::POST, &url, "application/json", Some(&pod(&format!("bulk-{i:05}"), labels))).await?;
+                    let (code, body) =
+                        call(&client, http::Method::POST, &url, "application/json", Some(&pod(&format!("bulk-{i:05}"), labels))).await?;
                     if code != 201 {
                         bail!("creating pod {i}: {code} {body}");
                     }
@@ -821,7 +849,8 @@ async fn store_many_pods(server: &BenchServer, count: usize, clients: usize) -> 
     let client = http_client();
     let (_, events) = call(&client, http::Method::GET, &format!("{}/api/v1/events", server.base), "application/json", None).await?;
     let events = events["items"].as_array().map(Vec::len).unwrap_or(0);
-    let pods_range = |text: &str| BucketSummary::scrape(text, "etcd_request_duration_seconds", |l| l.contains("operation=\"list\",type=\"pods\""));
+    let pods_range =
+        |text: &str| BucketSummary::scrape(text, "etcd_request_duration_seconds", |l| l.contains("operation=\"list\",type=\"pods\""));
     let ranges_before = pods_range(&scrape_metrics(&server.base).await.unwrap_or_default());
     let mut lists = Vec::new();
     let mut list_bytes = 0;
@@ -858,7 +887,10 @@ async fn store_many_pods(server: &BenchServer, count: usize, clients: usize) -> 
 }
 
 fn print_phase1(run: usize, r: &LoadRun) {
-    println!("run {run}: {:.1} req/s achieved, {} errors; server RSS {:.1} MB idle, {:.1} MB after the load", r.achieved_rate, r.errors, r.rss_idle_mb, r.rss_loaded_mb);
+    println!(
+        "run {run}: {:.1} req/s achieved, {} errors; server RSS {:.1} MB idle, {:.1} MB after the load",
+        r.achieved_rate, r.errors, r.rss_idle_mb, r.rss_loaded_mb
+    );
     println!("  latency from schedule, ms     {:>7} {:>8} {:>8} {:>8} {:>8}", "n", "p50", "p90", "p99", "max");
     for (op, q) in &r.ops {
         println!("  {op:<30}{q}");
@@ -996,7 +1028,12 @@ pub async fn disk(args: DiskArgs) -> Result<()> {
         bail!("--rate must be positive");
     }
     let dir = std::env::temp_dir();
-    println!("disk probe: {DISK_PROBE_WRITE}-byte append + fdatasync, {} per second for {} s, in {}", args.rate, args.seconds, dir.display());
+    println!(
+        "disk probe: {DISK_PROBE_WRITE}-byte append + fdatasync, {} per second for {} s, in {}",
+        args.rate,
+        args.seconds,
+        dir.display()
+    );
     println!("  {:<14}{:>7} {:>8} {:>8} {:>8} {:>8}  (ms)", "", "n", "p50", "p90", "p99", "max");
     let mut runs = Vec::new();
     for run in 1..=args.runs {

@@ -71,18 +71,15 @@ pub fn load(explicit: Option<&Path>) -> Result<Target> {
             None => default_data_dir().join("kubeconfig.yaml"),
         },
     };
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!("cannot read kubeconfig {} (is `tinykube server` running?)", path.display())
-    })?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read kubeconfig {} (is `tinykube server` running?)", path.display()))?;
     parse(&text).with_context(|| format!("in kubeconfig {}", path.display()))
 }
 
 fn parse(text: &str) -> Result<Target> {
     let cfg: Value = serde_yaml::from_str(text).context("not valid YAML")?;
     let current = cfg["current-context"].as_str().unwrap_or_default();
-    let find = |list: &str, name: &str| -> Option<Value> {
-        cfg[list].as_array()?.iter().find(|e| e["name"] == name).cloned()
-    };
+    let find = |list: &str, name: &str| -> Option<Value> { cfg[list].as_array()?.iter().find(|e| e["name"] == name).cloned() };
     let context = find("contexts", current).ok_or_else(|| anyhow!("current context {current:?} is not defined"))?;
     let cluster_name = context["context"]["cluster"].as_str().unwrap_or_default();
     let cluster = find("clusters", cluster_name).ok_or_else(|| anyhow!("cluster {cluster_name:?} is not defined"))?;

@@ -11,10 +11,11 @@
 //! - `agent_cmd`: a standalone node agent joining a running server.
 //! - `kubeconfig`: writing and finding the kubeconfig.
 //! - `cli`: the kubectl-like commands.
-//! - `bench`: benchmarks, as commands (see BENCHMARKS.md).
+//! - `bench`, `bench_docker`: benchmarks, as commands (see BENCHMARKS.md).
 
 mod agent_cmd;
 mod bench;
+mod bench_docker;
 mod cli;
 mod kubeconfig;
 mod server;
@@ -123,6 +124,9 @@ enum BenchWhich {
     Load(bench::LoadArgs),
     /// The disk's latency for a 4 KiB write plus fdatasync.
     Disk(bench::DiskArgs),
+    /// Pod start-up with the docker runtime against the engine's own
+    /// floor, and the agent's memory with 50 pods.
+    Docker(bench_docker::DockerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -177,6 +181,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { which: BenchWhich::Skeleton(args) } => bench::skeleton(args).await,
         Command::Bench { which: BenchWhich::Load(args) } => bench::load(args).await,
         Command::Bench { which: BenchWhich::Disk(args) } => bench::disk(args).await,
+        Command::Bench { which: BenchWhich::Docker(args) } => bench_docker::docker(args).await,
         Command::Agent(args) => agent_cmd::run(args).await,
         Command::Apply { files } => cli::apply::apply(&Ctx::connect(g)?, &files).await,
         Command::Get { kind, name, all_namespaces, selector, output } => {

@@ -206,43 +206,106 @@ fn special_messages_take_their_json_form() {
     type Check = (&'static str, Vec<u8>, &'static str, Value);
     let time = |s: i64, n: i64| Pb::default().int(1, s).int(2, n);
     let meta = |m: Pb| body("v1", "ConfigMap", Pb::default().msg(1, m));
-    let int_or_string = |p: Pb| pod_with_container(Pb::default().str(1, "c").msg(10, Pb::default().msg(1, Pb::default().msg(2, Pb::default().msg(2, p)))));
+    let int_or_string =
+        |p: Pb| pod_with_container(Pb::default().str(1, "c").msg(10, Pb::default().msg(1, Pb::default().msg(2, Pb::default().msg(2, p)))));
     let cases: Vec<Check> = vec![
-        ("Time to the second, nanos dropped", meta(Pb::default().msg(8, time(1_700_000_000, 5))), "/metadata/creationTimestamp",
-            json!("2023-11-14T22:13:20Z")),
+        (
+            "Time to the second, nanos dropped",
+            meta(Pb::default().msg(8, time(1_700_000_000, 5))),
+            "/metadata/creationTimestamp",
+            json!("2023-11-14T22:13:20Z"),
+        ),
         ("empty Time is null", meta(Pb::default().msg(8, Pb::default())), "/metadata/creationTimestamp", Value::Null),
-        ("Time at the epoch is a time", meta(Pb::default().msg(9, time(0, 0))), "/metadata/deletionTimestamp",
-            json!("1970-01-01T00:00:00Z")),
-        ("MicroTime keeps microseconds",
+        (
+            "Time at the epoch is a time",
+            meta(Pb::default().msg(9, time(0, 0))),
+            "/metadata/deletionTimestamp",
+            json!("1970-01-01T00:00:00Z"),
+        ),
+        (
+            "MicroTime keeps microseconds",
             body("coordination.k8s.io/v1", "Lease", Pb::default().msg(2, Pb::default().msg(4, time(1_700_000_000, 123_456_789)))),
-            "/spec/renewTime", json!("2023-11-14T22:13:20.123456Z")),
-        ("IntOrString as int", int_or_string(Pb::default().int(1, 0).int(2, 8080).str(3, "")), "/spec/containers/0/livenessProbe/httpGet/port",
-            json!(8080)),
-        ("IntOrString as string", int_or_string(Pb::default().int(1, 1).int(2, 0).str(3, "http")),
-            "/spec/containers/0/livenessProbe/httpGet/port", json!("http")),
-        ("Quantity map", pod_with_container(Pb::default().str(1, "c").msg(8, Pb::default()
-            .msg(1, Pb::default().str(1, "cpu").msg(2, Pb::default().str(1, "500m")))
-            .msg(1, Pb::default().str(1, "memory").msg(2, Pb::default().str(1, "64Mi"))))),
-            "/spec/containers/0/resources/limits", json!({"cpu": "500m", "memory": "64Mi"})),
-        ("bytes are base64", body("v1", "Secret", Pb::default().msg(2, Pb::default().str(1, "k").bytes(2, &[0, 255, 1]))),
-            "/data", json!({"k": "AP8B"})),
+            "/spec/renewTime",
+            json!("2023-11-14T22:13:20.123456Z"),
+        ),
+        (
+            "IntOrString as int",
+            int_or_string(Pb::default().int(1, 0).int(2, 8080).str(3, "")),
+            "/spec/containers/0/livenessProbe/httpGet/port",
+            json!(8080),
+        ),
+        (
+            "IntOrString as string",
+            int_or_string(Pb::default().int(1, 1).int(2, 0).str(3, "http")),
+            "/spec/containers/0/livenessProbe/httpGet/port",
+            json!("http"),
+        ),
+        (
+            "Quantity map",
+            pod_with_container(
+                Pb::default().str(1, "c").msg(
+                    8,
+                    Pb::default()
+                        .msg(1, Pb::default().str(1, "cpu").msg(2, Pb::default().str(1, "500m")))
+                        .msg(1, Pb::default().str(1, "memory").msg(2, Pb::default().str(1, "64Mi"))),
+                ),
+            ),
+            "/spec/containers/0/resources/limits",
+            json!({"cpu": "500m", "memory": "64Mi"}),
+        ),
+        (
+            "bytes are base64",
+            body("v1", "Secret", Pb::default().msg(2, Pb::default().str(1, "k").bytes(2, &[0, 255, 1]))),
+            "/data",
+            json!({"k": "AP8B"}),
+        ),
         ("negative int32", body("apps/v1", "Deployment", Pb::default().msg(2, Pb::default().int(1, -1))), "/spec/replicas", json!(-1)),
-        ("repeated int64, unpacked", body("v1", "Pod", Pb::default().msg(2, Pb::default().msg(14, Pb::default().int(4, 1000).int(4, 2000)))),
-            "/spec/securityContext/supplementalGroups", json!([1000, 2000])),
-        ("repeated int64, packed", body("v1", "Pod", Pb::default().msg(2, Pb::default().msg(14, Pb::default().bytes(4, &[0xe8, 0x07, 0xd0, 0x0f])))),
-            "/spec/securityContext/supplementalGroups", json!([1000, 2000])),
-        ("FieldsV1 holds JSON", meta(Pb::default().msg(17, Pb::default().str(1, "kubectl").msg(7, Pb::default().str(1, r#"{"f:data":{}}"#)))),
-            "/metadata/managedFields/0", json!({"manager": "kubectl", "fieldsV1": {"f:data": {}}})),
-        ("inline VolumeSource", body("v1", "Pod", Pb::default().msg(2, Pb::default().msg(1,
-            Pb::default().str(1, "v").msg(2, Pb::default().msg(2, Pb::default()))))),
-            "/spec/volumes/0", json!({"name": "v", "emptyDir": {}})),
-        ("inline LocalObjectReference", pod_with_container(Pb::default().str(1, "c").msg(19,
-            Pb::default().msg(2, Pb::default().msg(1, Pb::default().str(1, "cm"))))),
-            "/spec/containers/0/envFrom/0", json!({"configMapRef": {"name": "cm"}})),
-        ("a message twice is merged", body("v1", "ConfigMap", Pb::default()
-            .msg(1, Pb::default().str(1, "a").entry(11, "x", "1"))
-            .msg(1, Pb::default().str(3, "ns").entry(11, "y", "2"))),
-            "/metadata", json!({"name": "a", "namespace": "ns", "labels": {"x": "1", "y": "2"}})),
+        (
+            "repeated int64, unpacked",
+            body("v1", "Pod", Pb::default().msg(2, Pb::default().msg(14, Pb::default().int(4, 1000).int(4, 2000)))),
+            "/spec/securityContext/supplementalGroups",
+            json!([1000, 2000]),
+        ),
+        (
+            "repeated int64, packed",
+            body("v1", "Pod", Pb::default().msg(2, Pb::default().msg(14, Pb::default().bytes(4, &[0xe8, 0x07, 0xd0, 0x0f])))),
+            "/spec/securityContext/supplementalGroups",
+            json!([1000, 2000]),
+        ),
+        (
+            "FieldsV1 holds JSON",
+            meta(Pb::default().msg(17, Pb::default().str(1, "kubectl").msg(7, Pb::default().str(1, r#"{"f:data":{}}"#)))),
+            "/metadata/managedFields/0",
+            json!({"manager": "kubectl", "fieldsV1": {"f:data": {}}}),
+        ),
+        (
+            "inline VolumeSource",
+            body(
+                "v1",
+                "Pod",
+                Pb::default().msg(2, Pb::default().msg(1, Pb::default().str(1, "v").msg(2, Pb::default().msg(2, Pb::default())))),
+            ),
+            "/spec/volumes/0",
+            json!({"name": "v", "emptyDir": {}}),
+        ),
+        (
+            "inline LocalObjectReference",
+            pod_with_container(Pb::default().str(1, "c").msg(19, Pb::default().msg(2, Pb::default().msg(1, Pb::default().str(1, "cm"))))),
+            "/spec/containers/0/envFrom/0",
+            json!({"configMapRef": {"name": "cm"}}),
+        ),
+        (
+            "a message twice is merged",
+            body(
+                "v1",
+                "ConfigMap",
+                Pb::default()
+                    .msg(1, Pb::default().str(1, "a").entry(11, "x", "1"))
+                    .msg(1, Pb::default().str(3, "ns").entry(11, "y", "2")),
+            ),
+            "/metadata",
+            json!({"name": "a", "namespace": "ns", "labels": {"x": "1", "y": "2"}}),
+        ),
         ("the last scalar wins", meta(Pb::default().str(1, "a").str(1, "b")), "/metadata/name", json!("b")),
         ("a map entry without value", body("v1", "ConfigMap", Pb::default().msg(2, Pb::default().str(1, "k"))), "/data", json!({"k": ""})),
     ];
@@ -307,12 +370,29 @@ fn broken_bodies_are_refused() {
         ("a kind without a schema", body("v1", "PersistentVolume", Pb::default()), 415, "cannot decode PersistentVolume"),
         ("truncated length", pod(vec![0x0a, 0x05, 0x0a]), 400, "object: truncated field"),
         ("truncated varint", pod(vec![0x12, 0x02, 0x20, 0x80]), 400, "spec: truncated varint"),
-        ("a string sent as varint", pod(Pb::default().msg(2, Pb::default().varint(10, 1)).0), 400,
-            "spec.nodeName: wire type varint does not fit a string"),
+        (
+            "a string sent as varint",
+            pod(Pb::default().msg(2, Pb::default().varint(10, 1)).0),
+            400,
+            "spec.nodeName: wire type varint does not fit a string",
+        ),
         ("a group", pod(vec![0x13, 0x14]), 400, "field 2 is a proto2 group"),
-        ("bad IntOrString type", pod(Pb::default().msg(2, Pb::default().msg(2, Pb::default().str(1, "c")
-            .msg(10, Pb::default().msg(1, Pb::default().msg(2, Pb::default().msg(2, Pb::default().int(1, 7))))))).0), 400,
-            "spec.containers[0].livenessProbe.httpGet.port: IntOrString type 7"),
+        (
+            "bad IntOrString type",
+            pod(Pb::default()
+                .msg(
+                    2,
+                    Pb::default().msg(
+                        2,
+                        Pb::default()
+                            .str(1, "c")
+                            .msg(10, Pb::default().msg(1, Pb::default().msg(2, Pb::default().msg(2, Pb::default().int(1, 7))))),
+                    ),
+                )
+                .0),
+            400,
+            "spec.containers[0].livenessProbe.httpGet.port: IntOrString type 7",
+        ),
     ];
     for (name, body, code, contains) in cases {
         match decode(&body) {
@@ -411,7 +491,9 @@ fn everything(m: &'static Message, path: &mut Vec<&'static Message>) -> Pb {
 
 /// Decodes `json` into the `k8s-openapi` type of `kind` and back.
 fn roundtrip(kind: &str, json: &Value) -> Value {
-    use k8s_openapi::api::{apps::v1 as apps, autoscaling::v1 as autoscaling, batch::v1 as batch, coordination::v1 as coordination, core::v1 as core};
+    use k8s_openapi::api::{
+        apps::v1 as apps, autoscaling::v1 as autoscaling, batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
+    };
     macro_rules! via {
         ($($kind:literal => $ty:ty),* $(,)?) => {
             match kind {

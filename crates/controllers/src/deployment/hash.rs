@@ -44,8 +44,7 @@ pub fn safe_encode(s: &str) -> String {
 /// The `pod-template-hash` of a template, given the Deployment's
 /// `status.collisionCount`.
 pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> Result<String, Error> {
-    let mut bytes =
-        serde_json::to_vec(template).map_err(|source| Error::Serialize { what: "pod template", source })?;
+    let mut bytes = serde_json::to_vec(template).map_err(|source| Error::Serialize { what: "pod template", source })?;
     if let Some(c) = collision_count {
         bytes.extend_from_slice(&(c as u32).to_le_bytes());
     }

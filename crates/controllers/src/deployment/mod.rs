@@ -62,12 +62,7 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, caches: Caches) -> Arc<Self> {
-        Arc::new(Context {
-            recorder: Recorder::new(client.clone(), COMPONENT, None),
-            client,
-            caches,
-            queue: WorkQueue::new(),
-        })
+        Arc::new(Context { recorder: Recorder::new(client.clone(), COMPONENT, None), client, caches, queue: WorkQueue::new() })
     }
 
     /// Finds a Deployment in the cache by key, for the worker loop.
@@ -185,8 +180,7 @@ impl Sync<'_> {
 
     async fn run(&mut self) -> Result<Action, Error> {
         let spec = self.d.spec.clone().unwrap_or_default();
-        let selector = Selector::from_label_selector(&spec.selector)
-            .map_err(|reason| Error::Invalid { key: self.key(), reason })?;
+        let selector = Selector::from_label_selector(&spec.selector).map_err(|reason| Error::Invalid { key: self.key(), reason })?;
         if selector.is_empty() {
             // Upstream refuses to act on a Deployment that would select
             // every pod in the namespace, and says so.
@@ -270,9 +264,8 @@ impl Sync<'_> {
                             .get_opt(self.name())
                             .await
                             .map_err(|e| Error::api(format!("get Deployment {}", self.key()), e))?;
-                        can_adopt = Some(live.is_some_and(|l| {
-                            l.metadata.uid == self.d.metadata.uid && l.metadata.deletion_timestamp.is_none()
-                        }));
+                        can_adopt =
+                            Some(live.is_some_and(|l| l.metadata.uid == self.d.metadata.uid && l.metadata.deletion_timestamp.is_none()));
                     }
                     if can_adopt != Some(true) {
                         continue;
@@ -310,11 +303,8 @@ impl Sync<'_> {
         let collision_count = self.d.status.as_ref().and_then(|s| s.collision_count);
         let hash = hash::pod_template_hash(&spec.template, collision_count)?;
         let existing = util::find_new_replicaset(&self.d, rs_list, &hash);
-        let old: Vec<Arc<ReplicaSet>> = rs_list
-            .iter()
-            .filter(|rs| existing.as_ref().is_none_or(|n| n.metadata.uid != rs.metadata.uid))
-            .cloned()
-            .collect();
+        let old: Vec<Arc<ReplicaSet>> =
+            rs_list.iter().filter(|rs| existing.as_ref().is_none_or(|n| n.metadata.uid != rs.metadata.uid)).cloned().collect();
         let new_revision = util::max_revision(&old) + 1;
 
         if let Some(rs) = existing {
@@ -359,11 +349,7 @@ impl Sync<'_> {
             Err(e) if e.is_already_exists() => {
                 // Ours with the same template (our cache was behind)? Use
                 // it. Anything else is a hash collision.
-                let live = self
-                    .replicasets
-                    .get_opt(&rs_name)
-                    .await
-                    .map_err(|e| Error::api(format!("get ReplicaSet {rs_name}"), e))?;
+                let live = self.replicasets.get_opt(&rs_name).await.map_err(|e| Error::api(format!("get ReplicaSet {rs_name}"), e))?;
                 let ours = live.filter(|rs| {
                     refmanager::controller_of(&rs.metadata).map(|r| &r.uid) == self.d.metadata.uid.as_ref()
                         && rs.spec.as_ref().and_then(|s| s.template.as_ref()).is_some_and(|t| util::equal_ignore_hash(t, &spec.template))
@@ -383,7 +369,8 @@ impl Sync<'_> {
                 let msg = format!("Failed to create new replica set \"{rs_name}\": {e}");
                 self.ctx.recorder.record(&self.d, EventType::Warning, "FailedCreate", &msg).await;
                 if status::progress_deadline(&self.d).is_some() {
-                    let cond = status::condition(status::PROGRESSING, "False", status::REPLICASET_CREATE_ERROR, msg, jiff::Timestamp::now());
+                    let cond =
+                        status::condition(status::PROGRESSING, "False", status::REPLICASET_CREATE_ERROR, msg, jiff::Timestamp::now());
                     self.write_condition(cond).await?;
                 }
                 return Err(Error::api(format!("create ReplicaSet {rs_name}"), e));
@@ -416,11 +403,7 @@ impl Sync<'_> {
         copy.spec.get_or_insert_with(Default::default).replicas = Some(to);
         util::set_replicas_annotations(&mut copy, want, max);
         let name = copy.metadata.name.clone().unwrap_or_default();
-        let updated = self
-            .replicasets
-            .replace(&copy)
-            .await
-            .map_err(|e| Error::api(format!("scale ReplicaSet {name}"), e))?;
+        let updated = self.replicasets.replace(&copy).await.map_err(|e| Error::api(format!("scale ReplicaSet {name}"), e))?;
         if from != to {
             let op = if to > from { "up" } else { "down" };
             let msg = format!("Scaled {op} replica set {name} to {to} from {from}");

@@ -209,7 +209,7 @@ mod tests {
             (None, None, 4, (1, 1)),
             (None, None, 10, (3, 2)), // 2.5 rounds up for surge, down for unavailable
             (None, None, 1, (1, 0)),
-            (Some(int(0)), Some(int(0)), 3, (0, 1)), // both zero: unavailable becomes 1
+            (Some(int(0)), Some(int(0)), 3, (0, 1)),        // both zero: unavailable becomes 1
             (Some(pct("0%")), Some(pct("10%")), 5, (0, 1)), // 10% of 5 rounds to 0
             (Some(int(2)), Some(pct("50%")), 5, (2, 2)),
             (Some(pct("100%")), Some(int(0)), 3, (3, 0)),
@@ -245,11 +245,11 @@ mod tests {
     fn new_replicaset_growth() {
         // (desired, maxSurge, total spec, new spec, want)
         let cases = [
-            (3, 1, 3, 0, 1),  // one pod of headroom
-            (3, 1, 4, 1, 1),  // headroom used up
+            (3, 1, 3, 0, 1), // one pod of headroom
+            (3, 1, 4, 1, 1), // headroom used up
             (10, 3, 10, 0, 3),
-            (3, 5, 3, 0, 3),  // never past desired
-            (3, 0, 2, 1, 2),  // room left by a scaled-down old RS
+            (3, 5, 3, 0, 3), // never past desired
+            (3, 0, 2, 1, 2), // room left by a scaled-down old RS
         ];
         for (desired, surge, total, new, want) in cases {
             assert_eq!(new_rs_new_replicas(desired, surge, total, new), want, "{desired}/{surge}/{total}/{new}");

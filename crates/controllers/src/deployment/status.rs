@@ -145,10 +145,7 @@ pub fn deployment_timed_out(d: &Deployment, status: &DeploymentStatus, now: jiff
     match cond.reason.as_deref() {
         Some(NEW_REPLICASET_AVAILABLE) => false,
         Some(PROGRESS_DEADLINE_EXCEEDED) => true,
-        _ => cond
-            .last_update_time
-            .as_ref()
-            .is_some_and(|t| t.0.as_second() + i64::from(deadline) < now.as_second()),
+        _ => cond.last_update_time.as_ref().is_some_and(|t| t.0.as_second() + i64::from(deadline) < now.as_second()),
     }
 }
 
@@ -339,7 +336,10 @@ mod tests {
         assert_eq!(get_condition(&s, AVAILABLE).unwrap().last_update_time, Some(whole_seconds(ts(10))), "same reason: untouched");
         set_condition(&mut s, condition(AVAILABLE, "True", "Other", "b".into(), ts(30)));
         let c = get_condition(&s, AVAILABLE).unwrap();
-        assert_eq!((c.last_transition_time.clone(), c.last_update_time.clone()), (Some(whole_seconds(ts(10))), Some(whole_seconds(ts(30)))));
+        assert_eq!(
+            (c.last_transition_time.clone(), c.last_update_time.clone()),
+            (Some(whole_seconds(ts(10))), Some(whole_seconds(ts(30))))
+        );
         set_condition(&mut s, condition(AVAILABLE, "False", MINIMUM_REPLICAS_UNAVAILABLE, "c".into(), ts(40)));
         assert_eq!(get_condition(&s, AVAILABLE).unwrap().last_transition_time, Some(whole_seconds(ts(40))));
         assert_eq!(s.conditions.as_ref().unwrap().len(), 1);

@@ -293,11 +293,7 @@ mod tests {
     fn revisions_only_go_up_and_rollbacks_keep_history() {
         let d = deployment();
         // (current revision annotation, new revision, want revision, want history)
-        let cases = [
-            (None, 1, "1", None),
-            (Some("2"), 5, "5", Some("2")),
-            (Some("7"), 5, "7", None),
-        ];
+        let cases = [(None, 1, "1", None), (Some("2"), 5, "5", Some("2")), (Some("7"), 5, "7", None)];
         for (current, new, want, history) in cases {
             let mut rs = new_replicaset(&d, "h", 1, 1);
             let a = rs.metadata.annotations.as_mut().unwrap();

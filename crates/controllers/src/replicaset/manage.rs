@@ -112,8 +112,7 @@ mod tests {
 
     #[test]
     fn slow_start_doubles() {
-        let cases: [(usize, &[usize]); 6] =
-            [(0, &[]), (1, &[1]), (2, &[1, 1]), (3, &[1, 2]), (10, &[1, 2, 4, 3]), (16, &[1, 2, 4, 8, 1])];
+        let cases: [(usize, &[usize]); 6] = [(0, &[]), (1, &[1]), (2, &[1, 1]), (3, &[1, 2]), (10, &[1, 2, 4, 3]), (16, &[1, 2, 4, 8, 1])];
         for (count, want) in cases {
             let got = slow_start_batches(count);
             assert_eq!(got, want, "{count}");

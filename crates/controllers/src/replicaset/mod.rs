@@ -39,9 +39,9 @@ use k8s_openapi::api::core::v1::Pod;
 use crate::expectations::Expectations;
 use crate::informers::{Caches, EventHandler};
 use crate::podutil;
+use crate::refmanager::{self, Claim};
 use crate::runtime::{default_error_policy, Action};
 use crate::Error;
-use crate::refmanager::{self, Claim};
 use manage::Diff;
 
 /// The component name on this controller's events.

@@ -77,11 +77,7 @@ impl PodInfo {
 
 /// `namespace/name` of a pod.
 pub fn pod_key(pod: &Pod) -> String {
-    format!(
-        "{}/{}",
-        pod.metadata.namespace.as_deref().unwrap_or("default"),
-        pod.metadata.name.as_deref().unwrap_or_default()
-    )
+    format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or("default"), pod.metadata.name.as_deref().unwrap_or_default())
 }
 
 /// One container's request for a resource: its `requests` entry, or its
@@ -276,9 +272,8 @@ mod tests {
     use k8s_openapi::api::core::v1::{PodSpec, ResourceRequirements};
 
     fn container(requests: &[(&str, &str)], limits: &[(&str, &str)], restart_policy: Option<&str>) -> Container {
-        let list = |kv: &[(&str, &str)]| {
-            (!kv.is_empty()).then(|| kv.iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect())
-        };
+        let list =
+            |kv: &[(&str, &str)]| (!kv.is_empty()).then(|| kv.iter().map(|(k, v)| (k.to_string(), Quantity(v.to_string()))).collect());
         Container {
             name: "c".into(),
             resources: Some(ResourceRequirements { requests: list(requests), limits: list(limits), ..Default::default() }),
@@ -289,11 +284,7 @@ mod tests {
 
     fn pod(containers: Vec<Container>, init: Vec<Container>) -> Pod {
         Pod {
-            spec: Some(PodSpec {
-                containers,
-                init_containers: (!init.is_empty()).then_some(init),
-                ..Default::default()
-            }),
+            spec: Some(PodSpec { containers, init_containers: (!init.is_empty()).then_some(init), ..Default::default() }),
             ..Default::default()
         }
     }
@@ -355,10 +346,7 @@ mod tests {
 
     #[test]
     fn fit_error_message_matches_upstream() {
-        let status = |reasons: &[&str]| Status {
-            code: Code::Unschedulable,
-            reasons: reasons.iter().map(|r| r.to_string()).collect(),
-        };
+        let status = |reasons: &[&str]| Status { code: Code::Unschedulable, reasons: reasons.iter().map(|r| r.to_string()).collect() };
         let fit_error = |num_all_nodes: usize, statuses: Vec<(&str, Status)>| FitError {
             num_all_nodes,
             diagnosis: Diagnosis {

@@ -177,8 +177,18 @@ mod tests {
                 true,
             ),
             ("affinity: an empty term matches nothing", labels(&[]), required(vec![term(vec![], vec![])]), false),
-            ("affinity: matchFields on the node name", labels(&[]), required(vec![term(vec![], vec![req("metadata.name", "In", &["n"])])]), true),
-            ("affinity: matchFields on another name", labels(&[]), required(vec![term(vec![], vec![req("metadata.name", "In", &["m"])])]), false),
+            (
+                "affinity: matchFields on the node name",
+                labels(&[]),
+                required(vec![term(vec![], vec![req("metadata.name", "In", &["n"])])]),
+                true,
+            ),
+            (
+                "affinity: matchFields on another name",
+                labels(&[]),
+                required(vec![term(vec![], vec![req("metadata.name", "In", &["m"])])]),
+                false,
+            ),
             (
                 "selector and affinity must both hold",
                 labels(&[("zone", "a")]),

@@ -84,7 +84,12 @@ mod tests {
             ("Ready=False, not-ready tolerated", Some("False"), vec![toleration(TAINT_NODE_NOT_READY, "Exists", "", "NoSchedule")], true),
             ("Ready=Unknown, only not-ready tolerated", Some("Unknown"), vec![toleration(TAINT_NODE_NOT_READY, "Exists", "", "")], false),
             ("Ready=Unknown, unreachable tolerated", Some("Unknown"), vec![toleration(TAINT_NODE_UNREACHABLE, "Exists", "", "")], true),
-            ("Ready=False, NoExecute toleration does not help", Some("False"), vec![toleration(TAINT_NODE_NOT_READY, "Exists", "", "NoExecute")], false),
+            (
+                "Ready=False, NoExecute toleration does not help",
+                Some("False"),
+                vec![toleration(TAINT_NODE_NOT_READY, "Exists", "", "NoExecute")],
+                false,
+            ),
         ];
         for (name, ready, tolerations, want) in cases {
             let mut n = node("n");

@@ -102,8 +102,18 @@ mod tests {
     fn filter() {
         let cases = vec![
             ("no taints", vec![], vec![], None),
-            ("untolerated NoSchedule", vec![taint("dedicated", "gpu", "NoSchedule")], vec![], Some("node(s) had untolerated taint {dedicated: gpu}")),
-            ("untolerated NoExecute", vec![taint("node.kubernetes.io/unreachable", "", "NoExecute")], vec![], Some("node(s) had untolerated taint {node.kubernetes.io/unreachable: }")),
+            (
+                "untolerated NoSchedule",
+                vec![taint("dedicated", "gpu", "NoSchedule")],
+                vec![],
+                Some("node(s) had untolerated taint {dedicated: gpu}"),
+            ),
+            (
+                "untolerated NoExecute",
+                vec![taint("node.kubernetes.io/unreachable", "", "NoExecute")],
+                vec![],
+                Some("node(s) had untolerated taint {node.kubernetes.io/unreachable: }"),
+            ),
             ("PreferNoSchedule never filters", vec![taint("dedicated", "gpu", "PreferNoSchedule")], vec![], None),
             ("tolerated", vec![taint("dedicated", "gpu", "NoSchedule")], vec![toleration("dedicated", "Equal", "gpu", "NoSchedule")], None),
             (

@@ -8,10 +8,7 @@ use tokio::sync::Barrier;
 use tokio::time::timeout;
 
 use super::*;
-use crate::{
-    prefix_end, Compare, CompareResult, CompareTarget, EventType, KeyValue, ResponseOp,
-    WatchResponse, WATCH_CHANNEL_CAPACITY,
-};
+use crate::{prefix_end, Compare, CompareResult, CompareTarget, EventType, KeyValue, ResponseOp, WatchResponse, WATCH_CHANNEL_CAPACITY};
 
 /// Generous bound on any single wait; a hang fails the test instead of
 /// stalling the run.
@@ -22,52 +19,30 @@ fn temp_store() -> Store {
 }
 
 async fn put(store: &Store, key: &str, value: &str) -> i64 {
-    let req = PutRequest {
-        key: key.into(),
-        value: value.into(),
-        ..Default::default()
-    };
+    let req = PutRequest { key: key.into(), value: value.into(), ..Default::default() };
     store.put(req).await.expect("put").revision
 }
 
 async fn get(store: &Store, key: &str) -> Option<KeyValue> {
-    let req = RangeRequest {
-        key: key.into(),
-        ..Default::default()
-    };
+    let req = RangeRequest { key: key.into(), ..Default::default() };
     store.range(req).await.expect("range").kvs.pop()
 }
 
 async fn delete(store: &Store, key: &str, range_end: &str) -> DeleteRangeResponse {
-    let req = DeleteRangeRequest {
-        key: key.into(),
-        range_end: range_end.into(),
-        prev_kv: true,
-    };
+    let req = DeleteRangeRequest { key: key.into(), range_end: range_end.into(), prev_kv: true };
     store.delete_range(req).await.expect("delete")
 }
 
 fn prefix(key: &str) -> RangeRequest {
-    RangeRequest {
-        key: key.into(),
-        range_end: prefix_end(key.as_bytes()),
-        ..Default::default()
-    }
+    RangeRequest { key: key.into(), range_end: prefix_end(key.as_bytes()), ..Default::default() }
 }
 
 fn watch_all(start_revision: i64) -> WatchRequest {
-    WatchRequest {
-        key: vec![0],
-        range_end: vec![0],
-        start_revision,
-        prev_kv: false,
-    }
+    WatchRequest { key: vec![0], range_end: vec![0], start_revision, prev_kv: false }
 }
 
 async fn next(watcher: &mut Watcher) -> Option<WatchResponse> {
-    timeout(PATIENCE, watcher.events.recv())
-        .await
-        .expect("watch response in time")
+    timeout(PATIENCE, watcher.events.recv()).await.expect("watch response in time")
 }
 
 /// Reads events until revision `last` has been seen, checking that every
@@ -88,11 +63,7 @@ async fn expect_revisions(watcher: &mut Watcher, first: i64, last: i64) {
 #[tokio::test]
 async fn revisions_and_versions_follow_put_delete_put() {
     let store = temp_store();
-    assert_eq!(
-        store.revision(),
-        1,
-        "an empty store is at revision 1, like etcd"
-    );
+    assert_eq!(store.revision(), 1, "an empty store is at revision 1, like etcd");
 
     assert_eq!(put(&store, "a", "1").await, 2);
     assert_eq!(put(&store, "a", "2").await, 3);
@@ -112,22 +83,14 @@ async fn revisions_and_versions_follow_put_delete_put() {
 
     assert_eq!(put(&store, "a", "3").await, 5);
     let reborn = get(&store, "a").await.unwrap();
-    assert_eq!(
-        (reborn.create_revision, reborn.mod_revision, reborn.version),
-        (5, 5, 1)
-    );
+    assert_eq!((reborn.create_revision, reborn.mod_revision, reborn.version), (5, 5, 1));
 }
 
 #[tokio::test]
 async fn put_returns_prev_kv_when_asked() {
     let store = temp_store();
     put(&store, "k", "old").await;
-    let req = PutRequest {
-        key: b"k".to_vec(),
-        value: b"new".to_vec(),
-        prev_kv: true,
-        lease: 0,
-    };
+    let req = PutRequest { key: b"k".to_vec(), value: b"new".to_vec(), prev_kv: true, lease: 0 };
     let response = store.put(req).await.unwrap();
     assert_eq!(response.prev_kv.unwrap().value, b"old");
     let empty_key = store.put(PutRequest::default()).await;
@@ -142,37 +105,18 @@ async fn range_at_an_old_revision_reads_history() {
     put(&store, "/registry/pods/a", "v2").await; // 4
     delete(&store, "/registry/pods/b", "").await; // 5
 
-    let at = |revision| RangeRequest {
-        revision,
-        ..prefix("/registry/pods/")
-    };
+    let at = |revision| RangeRequest { revision, ..prefix("/registry/pods/") };
     let now = store.range(at(0)).await.unwrap();
     assert_eq!((now.count, now.revision), (1, 5));
     assert_eq!(now.kvs[0].value, b"v2");
 
     let then = store.range(at(3)).await.unwrap();
-    assert_eq!(
-        then.revision, 5,
-        "the response carries the current revision"
-    );
-    let values: Vec<_> = then
-        .kvs
-        .iter()
-        .map(|kv| (kv.key.clone(), kv.value.clone()))
-        .collect();
-    assert_eq!(
-        values,
-        vec![
-            (b"/registry/pods/a".to_vec(), b"v1".to_vec()),
-            (b"/registry/pods/b".to_vec(), b"v1".to_vec())
-        ]
-    );
+    assert_eq!(then.revision, 5, "the response carries the current revision");
+    let values: Vec<_> = then.kvs.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect();
+    assert_eq!(values, vec![(b"/registry/pods/a".to_vec(), b"v1".to_vec()), (b"/registry/pods/b".to_vec(), b"v1".to_vec())]);
 
     assert!(store.range(at(1)).await.unwrap().kvs.is_empty());
-    assert!(matches!(
-        store.range(at(6)).await,
-        Err(Error::FutureRevision)
-    ));
+    assert!(matches!(store.range(at(6)).await, Err(Error::FutureRevision)));
 }
 
 #[tokio::test]
@@ -181,60 +125,27 @@ async fn range_limit_count_and_key_conventions() {
     for key in ["a", "b", "b/1", "b/2", "c"] {
         put(&store, key, "x").await;
     }
-    let keys = |response: &RangeResponse| -> Vec<String> {
-        response
-            .kvs
-            .iter()
-            .map(|kv| String::from_utf8(kv.key.clone()).unwrap())
-            .collect()
-    };
+    let keys =
+        |response: &RangeResponse| -> Vec<String> { response.kvs.iter().map(|kv| String::from_utf8(kv.key.clone()).unwrap()).collect() };
 
-    let limited = store
-        .range(RangeRequest {
-            limit: 2,
-            ..prefix("b")
-        })
-        .await
-        .unwrap();
+    let limited = store.range(RangeRequest { limit: 2, ..prefix("b") }).await.unwrap();
     assert_eq!(keys(&limited), ["b", "b/1"]);
     assert!(limited.more);
     assert_eq!(limited.count, 3);
 
-    let from_b = RangeRequest {
-        key: b"b/".to_vec(),
-        range_end: vec![0],
-        ..Default::default()
-    };
-    assert_eq!(
-        keys(&store.range(from_b).await.unwrap()),
-        ["b/1", "b/2", "c"]
-    );
+    let from_b = RangeRequest { key: b"b/".to_vec(), range_end: vec![0], ..Default::default() };
+    assert_eq!(keys(&store.range(from_b).await.unwrap()), ["b/1", "b/2", "c"]);
 
-    let everything = RangeRequest {
-        key: vec![0],
-        range_end: vec![0],
-        keys_only: true,
-        ..Default::default()
-    };
+    let everything = RangeRequest { key: vec![0], range_end: vec![0], keys_only: true, ..Default::default() };
     let all = store.range(everything).await.unwrap();
     assert_eq!(keys(&all), ["a", "b", "b/1", "b/2", "c"]);
     assert!(all.kvs.iter().all(|kv| kv.value.is_empty()));
     assert!(!all.more);
 
-    let counted = store
-        .range(RangeRequest {
-            count_only: true,
-            ..prefix("b/")
-        })
-        .await
-        .unwrap();
+    let counted = store.range(RangeRequest { count_only: true, ..prefix("b/") }).await.unwrap();
     assert_eq!((counted.count, counted.kvs.len()), (2, 0));
 
-    let half_open = RangeRequest {
-        key: b"a".to_vec(),
-        range_end: b"b/1".to_vec(),
-        ..Default::default()
-    };
+    let half_open = RangeRequest { key: b"a".to_vec(), range_end: b"b/1".to_vec(), ..Default::default() };
     assert_eq!(keys(&store.range(half_open).await.unwrap()), ["a", "b"]);
 }
 
@@ -250,15 +161,8 @@ async fn txn_compare_and_swap() {
             result: CompareResult::Equal,
             target: CompareTarget::ModRevision(expect_mod),
         }],
-        success: vec![RequestOp::Put(PutRequest {
-            key: b"lock".to_vec(),
-            value: value.into(),
-            ..Default::default()
-        })],
-        failure: vec![RequestOp::Range(RangeRequest {
-            key: b"lock".to_vec(),
-            ..Default::default()
-        })],
+        success: vec![RequestOp::Put(PutRequest { key: b"lock".to_vec(), value: value.into(), ..Default::default() })],
+        failure: vec![RequestOp::Range(RangeRequest { key: b"lock".to_vec(), ..Default::default() })],
     };
 
     let won = store.txn(cas(rev, "bob")).await.unwrap();
@@ -285,11 +189,7 @@ async fn txn_compare_and_swap() {
             result: CompareResult::Equal,
             target: CompareTarget::ModRevision(0),
         }],
-        success: vec![RequestOp::Put(PutRequest {
-            key: key.into(),
-            value: b"1".to_vec(),
-            ..Default::default()
-        })],
+        success: vec![RequestOp::Put(PutRequest { key: key.into(), value: b"1".to_vec(), ..Default::default() })],
         failure: Vec::new(),
     };
     assert!(store.txn(create("fresh")).await.unwrap().succeeded);
@@ -308,23 +208,10 @@ async fn a_txn_writes_everything_at_one_revision() {
             target: CompareTarget::Version(5),
         }],
         success: vec![
-            RequestOp::Put(PutRequest {
-                key: b"one".to_vec(),
-                ..Default::default()
-            }),
-            RequestOp::Put(PutRequest {
-                key: b"two".to_vec(),
-                ..Default::default()
-            }),
-            RequestOp::DeleteRange(DeleteRangeRequest {
-                key: b"gone".to_vec(),
-                ..Default::default()
-            }),
-            RequestOp::Range(RangeRequest {
-                key: b"o".to_vec(),
-                range_end: b"u".to_vec(),
-                ..Default::default()
-            }),
+            RequestOp::Put(PutRequest { key: b"one".to_vec(), ..Default::default() }),
+            RequestOp::Put(PutRequest { key: b"two".to_vec(), ..Default::default() }),
+            RequestOp::DeleteRange(DeleteRangeRequest { key: b"gone".to_vec(), ..Default::default() }),
+            RequestOp::Range(RangeRequest { key: b"o".to_vec(), range_end: b"u".to_vec(), ..Default::default() }),
         ],
         failure: Vec::new(),
     };
@@ -343,21 +230,12 @@ async fn a_txn_writes_everything_at_one_revision() {
 
     let duplicate = TxnRequest {
         success: vec![
-            RequestOp::Put(PutRequest {
-                key: b"k".to_vec(),
-                ..Default::default()
-            }),
-            RequestOp::Put(PutRequest {
-                key: b"k".to_vec(),
-                ..Default::default()
-            }),
+            RequestOp::Put(PutRequest { key: b"k".to_vec(), ..Default::default() }),
+            RequestOp::Put(PutRequest { key: b"k".to_vec(), ..Default::default() }),
         ],
         ..Default::default()
     };
-    assert!(matches!(
-        store.txn(duplicate).await,
-        Err(Error::InvalidArgument(_))
-    ));
+    assert!(matches!(store.txn(duplicate).await, Err(Error::InvalidArgument(_))));
 }
 
 #[tokio::test]
@@ -365,18 +243,11 @@ async fn a_read_only_txn_with_an_old_revision_is_checked() {
     let store = temp_store();
     put(&store, "k", "1").await;
     let read = |revision| TxnRequest {
-        success: vec![RequestOp::Range(RangeRequest {
-            key: b"k".to_vec(),
-            revision,
-            ..Default::default()
-        })],
+        success: vec![RequestOp::Range(RangeRequest { key: b"k".to_vec(), revision, ..Default::default() })],
         ..Default::default()
     };
     assert!(store.txn(read(2)).await.unwrap().succeeded);
-    assert!(matches!(
-        store.txn(read(9)).await,
-        Err(Error::FutureRevision)
-    ));
+    assert!(matches!(store.txn(read(9)).await, Err(Error::FutureRevision)));
 }
 
 #[tokio::test]
@@ -388,33 +259,14 @@ async fn compaction_forgets_history_but_not_the_present() {
     store.compact(3).await.unwrap();
     assert_eq!(store.compact_revision(), 3);
 
-    let at = |revision| RangeRequest {
-        key: b"k".to_vec(),
-        revision,
-        ..Default::default()
-    };
-    assert!(matches!(
-        store.range(at(2)).await,
-        Err(Error::Compacted {
-            compact_revision: 3
-        })
-    ));
+    let at = |revision| RangeRequest { key: b"k".to_vec(), revision, ..Default::default() };
+    assert!(matches!(store.range(at(2)).await, Err(Error::Compacted { compact_revision: 3 })));
     assert_eq!(store.range(at(3)).await.unwrap().kvs[0].value, b"2");
     assert_eq!(get(&store, "other").await.unwrap().value, b"x");
 
-    assert!(matches!(
-        store.compact(3).await,
-        Err(Error::Compacted { .. })
-    ));
-    assert!(matches!(
-        store.compact(99).await,
-        Err(Error::FutureRevision)
-    ));
-    assert_eq!(
-        put(&store, "k", "3").await,
-        5,
-        "writes go on after compaction"
-    );
+    assert!(matches!(store.compact(3).await, Err(Error::Compacted { .. })));
+    assert!(matches!(store.compact(99).await, Err(Error::FutureRevision)));
+    assert_eq!(put(&store, "k", "3").await, 5, "writes go on after compaction");
 }
 
 #[tokio::test]
@@ -451,15 +303,8 @@ async fn watch_from_history_then_live_with_concurrent_writers() {
 #[tokio::test]
 async fn watch_filters_keys_and_reports_deletes_with_prev_kv() {
     let store = temp_store();
-    let req = WatchRequest {
-        prev_kv: true,
-        ..watch_all(0)
-    };
-    let req = WatchRequest {
-        key: b"/pods/".to_vec(),
-        range_end: prefix_end(b"/pods/"),
-        ..req
-    };
+    let req = WatchRequest { prev_kv: true, ..watch_all(0) };
+    let req = WatchRequest { key: b"/pods/".to_vec(), range_end: prefix_end(b"/pods/"), ..req };
     let mut watcher = store.watch(req).await.unwrap();
     put(&store, "/nodes/n1", "x").await;
     put(&store, "/pods/p1", "v1").await;
@@ -474,14 +319,7 @@ async fn watch_filters_keys_and_reports_deletes_with_prev_kv() {
     let deleted = next(&mut watcher).await.unwrap();
     let event = &deleted.events[0];
     assert_eq!(event.kind, EventType::Delete);
-    assert_eq!(
-        (
-            event.kv.mod_revision,
-            event.kv.version,
-            event.kv.value.len()
-        ),
-        (4, 0, 0)
-    );
+    assert_eq!((event.kv.mod_revision, event.kv.version, event.kv.value.len()), (4, 0, 0));
     assert_eq!(event.prev_kv.as_ref().unwrap().value, b"v1");
 }
 
@@ -512,9 +350,7 @@ async fn a_watcher_left_behind_by_compaction_is_told_and_closed() {
 
     let mut want = 2;
     loop {
-        let response = next(&mut watcher)
-            .await
-            .expect("a compaction notice before the end");
+        let response = next(&mut watcher).await.expect("a compaction notice before the end");
         if response.compact_revision != 0 {
             assert_eq!(response.compact_revision, compacted_at);
             assert!(response.events.is_empty());
@@ -525,14 +361,8 @@ async fn a_watcher_left_behind_by_compaction_is_told_and_closed() {
             want += 1;
         }
     }
-    assert!(
-        want < compacted_at,
-        "the watcher cannot have received everything"
-    );
-    assert!(
-        next(&mut watcher).await.is_none(),
-        "the watch ends after the notice"
-    );
+    assert!(want < compacted_at, "the watcher cannot have received everything");
+    assert!(next(&mut watcher).await.is_none(), "the watch ends after the notice");
 }
 
 #[tokio::test]
@@ -585,16 +415,9 @@ async fn reopening_keeps_everything() {
     let store = Store::open(dir.path()).unwrap();
     assert_eq!((store.revision(), store.compact_revision()), (5, 3));
     let a = get(&store, "a").await.unwrap();
-    assert_eq!(
-        (a.value.as_slice(), a.version, a.create_revision),
-        (&b"2"[..], 2, 2)
-    );
+    assert_eq!((a.value.as_slice(), a.version, a.create_revision), (&b"2"[..], 2, 2));
     assert!(get(&store, "b").await.is_none());
-    let old = RangeRequest {
-        key: b"b".to_vec(),
-        revision: 4,
-        ..Default::default()
-    };
+    let old = RangeRequest { key: b"b".to_vec(), revision: 4, ..Default::default() };
     assert_eq!(store.range(old).await.unwrap().kvs[0].value, b"1");
 
     // History for watches survived too, and new writes continue the count.
@@ -625,24 +448,12 @@ async fn concurrent_writes_share_fsyncs() {
     }
     revisions.sort_unstable();
     let expected: Vec<i64> = (2..2 + writers as i64).collect();
-    assert_eq!(
-        revisions, expected,
-        "every write gets its own revision, none skipped"
-    );
+    assert_eq!(revisions, expected, "every write gets its own revision, none skipped");
 
     let stats = store.stats();
     assert_eq!(stats.writes, writers as u64);
-    assert!(
-        stats.flushes < stats.writes,
-        "group commit should share fsyncs: {stats:?}"
-    );
+    assert!(stats.flushes < stats.writes, "group commit should share fsyncs: {stats:?}");
     // Every acknowledged write is visible to a read right after.
-    let all = store
-        .range(RangeRequest {
-            count_only: true,
-            ..prefix("k")
-        })
-        .await
-        .unwrap();
+    let all = store.range(RangeRequest { count_only: true, ..prefix("k") }).await.unwrap();
     assert_eq!(all.count, writers as i64);
 }

@@ -64,8 +64,8 @@ pub fn read_manifests(sources: &[String]) -> Result<Vec<Manifest>> {
     for source in sources {
         for (file, text) in files_of(source)? {
             for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-                let value: Value = serde::Deserialize::deserialize(doc)
-                    .map_err(|e| anyhow!("error parsing {file} (document {}): {e}", i + 1))?;
+                let value: Value =
+                    serde::Deserialize::deserialize(doc).map_err(|e| anyhow!("error parsing {file} (document {}): {e}", i + 1))?;
                 if value.is_null() {
                     continue; // an empty document, e.g. after a trailing `---`
                 }
@@ -95,9 +95,12 @@ fn to_manifest(file: &str, object: Value) -> Result<Manifest> {
         bail!("error validating data in {file}: apiVersion and kind must be set (got apiVersion {api_version:?}, kind {kind:?})");
     }
     let info = api::resources::by_kind(api_version, kind).map_err(|e| {
-        anyhow!("error: resource mapping not found for name: {:?} namespace: {:?} from {file}: {}\nensure CRDs are installed first",
+        anyhow!(
+            "error: resource mapping not found for name: {:?} namespace: {:?} from {file}: {}\nensure CRDs are installed first",
             object["metadata"]["name"].as_str().unwrap_or_default(),
-            object["metadata"]["namespace"].as_str().unwrap_or_default(), e.message)
+            object["metadata"]["namespace"].as_str().unwrap_or_default(),
+            e.message
+        )
     })?;
     Ok(Manifest { source: file.to_string(), info, object })
 }
@@ -121,9 +124,7 @@ pub async fn apply(ctx: &Ctx, sources: &[String]) -> Result<()> {
     for m in &manifests {
         let api = ctx.api(m.info, Some(m.namespace(ctx)));
         let plan = match api.get(m.name()).await {
-            Ok(current) => {
-                update(&api, m, merged(&current, &m.object), true).await.map(|(desired, _)| Plan::Update(desired))
-            }
+            Ok(current) => update(&api, m, merged(&current, &m.object), true).await.map(|(desired, _)| Plan::Update(desired)),
             Err(e) if e.is_not_found() => api.create(&m.object, true).await.map(|_| Plan::Create),
             Err(e) => Err(e),
         };

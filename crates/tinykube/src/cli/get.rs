@@ -26,7 +26,6 @@ pub struct GetArgs<'a> {
     pub output: Option<Output>,
 }
 
-
 pub async fn get(ctx: &Ctx, args: GetArgs<'_>) -> Result<()> {
     let ns = if args.all_namespaces { "" } else { ctx.namespace.as_str() };
     let api = ctx.api(args.info, Some(ns));
@@ -105,7 +104,10 @@ pub fn render_table(info: &ResourceInfo, items: &[Value], wide: bool, with_names
 }
 
 fn kv_block(out: &mut String, title: &str, map: &Value) {
-    let entries: Vec<String> = map.as_object().map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(&v.to_string()))).collect()).unwrap_or_default();
+    let entries: Vec<String> = map
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(&v.to_string()))).collect())
+        .unwrap_or_default();
     if entries.is_empty() {
         out.push_str(&format!("{:<16}<none>\n", format!("{title}:")));
     } else {
@@ -140,7 +142,11 @@ pub async fn describe(ctx: &Ctx, info: &'static ResourceInfo, name: &str) -> Res
             line(&mut out, "Status", table::pod_status(&obj));
             line(&mut out, "IP", status["podIP"].as_str().unwrap_or_default());
             if let Some(owner) = meta["ownerReferences"].as_array().and_then(|o| o.first()) {
-                line(&mut out, "Controlled By", format!("{}/{}", owner["kind"].as_str().unwrap_or_default(), owner["name"].as_str().unwrap_or_default()));
+                line(
+                    &mut out,
+                    "Controlled By",
+                    format!("{}/{}", owner["kind"].as_str().unwrap_or_default(), owner["name"].as_str().unwrap_or_default()),
+                );
             }
             out.push_str("Containers:\n");
             let statuses = status["containerStatuses"].as_array().cloned().unwrap_or_default();
@@ -149,7 +155,13 @@ pub async fn describe(ctx: &Ctx, info: &'static ResourceInfo, name: &str) -> Res
                 let st = statuses.iter().find(|s| s["name"] == cname).cloned().unwrap_or_default();
                 out.push_str(&format!("  {cname}:\n"));
                 out.push_str(&format!("    Image:          {}\n", c["image"].as_str().unwrap_or_default()));
-                let cmd: Vec<String> = c["command"].as_array().into_iter().flatten().chain(c["args"].as_array().into_iter().flatten()).map(|v| v.as_str().unwrap_or_default().to_string()).collect();
+                let cmd: Vec<String> = c["command"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .chain(c["args"].as_array().into_iter().flatten())
+                    .map(|v| v.as_str().unwrap_or_default().to_string())
+                    .collect();
                 if !cmd.is_empty() {
                     out.push_str(&format!("    Command:        {}\n", cmd.join(" ")));
                 }
@@ -159,7 +171,11 @@ pub async fn describe(ctx: &Ctx, info: &'static ResourceInfo, name: &str) -> Res
                 } else if !state["waiting"].is_null() {
                     format!("Waiting\n      Reason:       {}", state["waiting"]["reason"].as_str().unwrap_or_default())
                 } else if !state["terminated"].is_null() {
-                    format!("Terminated\n      Reason:       {}\n      Exit Code:    {}", state["terminated"]["reason"].as_str().unwrap_or_default(), state["terminated"]["exitCode"])
+                    format!(
+                        "Terminated\n      Reason:       {}\n      Exit Code:    {}",
+                        state["terminated"]["reason"].as_str().unwrap_or_default(),
+                        state["terminated"]["exitCode"]
+                    )
                 } else {
                     "Waiting".into()
                 };
@@ -167,7 +183,11 @@ pub async fn describe(ctx: &Ctx, info: &'static ResourceInfo, name: &str) -> Res
                 out.push_str(&format!("    Ready:          {}\n", st["ready"].as_bool().unwrap_or(false)));
                 out.push_str(&format!("    Restart Count:  {}\n", st["restartCount"].as_i64().unwrap_or(0)));
                 for e in c["env"].as_array().into_iter().flatten() {
-                    out.push_str(&format!("    Environment:    {}={}\n", e["name"].as_str().unwrap_or_default(), e["value"].as_str().unwrap_or_default()));
+                    out.push_str(&format!(
+                        "    Environment:    {}={}\n",
+                        e["name"].as_str().unwrap_or_default(),
+                        e["value"].as_str().unwrap_or_default()
+                    ));
                 }
             }
             out.push_str("Conditions:\n  Type              Status\n");
@@ -179,15 +199,38 @@ pub async fn describe(ctx: &Ctx, info: &'static ResourceInfo, name: &str) -> Res
             line(&mut out, "Selector", table::selector_string(&spec["selector"]));
             let n = |v: &Value| v.as_i64().unwrap_or(0);
             if info.resource == "deployments" {
-                line(&mut out, "Replicas", format!("{} desired | {} updated | {} total | {} available | {} unavailable",
-                    n(&spec["replicas"]), n(&status["updatedReplicas"]), n(&status["replicas"]), n(&status["availableReplicas"]), n(&status["unavailableReplicas"])));
+                line(
+                    &mut out,
+                    "Replicas",
+                    format!(
+                        "{} desired | {} updated | {} total | {} available | {} unavailable",
+                        n(&spec["replicas"]),
+                        n(&status["updatedReplicas"]),
+                        n(&status["replicas"]),
+                        n(&status["availableReplicas"]),
+                        n(&status["unavailableReplicas"])
+                    ),
+                );
                 line(&mut out, "StrategyType", spec["strategy"]["type"].as_str().unwrap_or_default());
                 if let Some(ru) = spec["strategy"]["rollingUpdate"].as_object() {
-                    line(&mut out, "RollingUpdateStrategy", format!("{} max unavailable, {} max surge", ru.get("maxUnavailable").map(|v| v.as_str().map(str::to_string).unwrap_or(v.to_string())).unwrap_or_default(), ru.get("maxSurge").map(|v| v.as_str().map(str::to_string).unwrap_or(v.to_string())).unwrap_or_default()));
+                    line(
+                        &mut out,
+                        "RollingUpdateStrategy",
+                        format!(
+                            "{} max unavailable, {} max surge",
+                            ru.get("maxUnavailable").map(|v| v.as_str().map(str::to_string).unwrap_or(v.to_string())).unwrap_or_default(),
+                            ru.get("maxSurge").map(|v| v.as_str().map(str::to_string).unwrap_or(v.to_string())).unwrap_or_default()
+                        ),
+                    );
                 }
                 out.push_str("Conditions:\n  Type           Status  Reason\n");
                 for c in status["conditions"].as_array().into_iter().flatten() {
-                    out.push_str(&format!("  {:<15}{:<8}{}\n", c["type"].as_str().unwrap_or_default(), c["status"].as_str().unwrap_or_default(), c["reason"].as_str().unwrap_or_default()));
+                    out.push_str(&format!(
+                        "  {:<15}{:<8}{}\n",
+                        c["type"].as_str().unwrap_or_default(),
+                        c["status"].as_str().unwrap_or_default(),
+                        c["reason"].as_str().unwrap_or_default()
+                    ));
                 }
             } else {
                 line(&mut out, "Replicas", format!("{} current / {} desired", n(&status["replicas"]), n(&spec["replicas"])));
@@ -196,13 +239,22 @@ pub async fn describe(ctx: &Ctx, info: &'static ResourceInfo, name: &str) -> Res
             let containers = spec["template"]["spec"]["containers"].as_array().cloned().unwrap_or_default();
             out.push_str("Pod Template:\n");
             for c in containers {
-                out.push_str(&format!("  {}:\n    Image:  {}\n", c["name"].as_str().unwrap_or_default(), c["image"].as_str().unwrap_or_default()));
+                out.push_str(&format!(
+                    "  {}:\n    Image:  {}\n",
+                    c["name"].as_str().unwrap_or_default(),
+                    c["image"].as_str().unwrap_or_default()
+                ));
             }
         }
         "nodes" => {
             out.push_str("Conditions:\n  Type             Status  Reason\n");
             for c in status["conditions"].as_array().into_iter().flatten() {
-                out.push_str(&format!("  {:<17}{:<8}{}\n", c["type"].as_str().unwrap_or_default(), c["status"].as_str().unwrap_or_default(), c["reason"].as_str().unwrap_or_default()));
+                out.push_str(&format!(
+                    "  {:<17}{:<8}{}\n",
+                    c["type"].as_str().unwrap_or_default(),
+                    c["status"].as_str().unwrap_or_default(),
+                    c["reason"].as_str().unwrap_or_default()
+                ));
             }
             for (title, key) in [("Capacity", "capacity"), ("Allocatable", "allocatable")] {
                 out.push_str(&format!("{title}:\n"));
@@ -232,11 +284,8 @@ fn indent(text: &str) -> String {
 async fn events_section(ctx: &Ctx, info: &ResourceInfo, obj: &Value) -> String {
     let events_info = api::resources::by_resource("", "events").expect("events are in the table");
     let ns = obj["metadata"]["namespace"].as_str().unwrap_or("default");
-    let selector = format!(
-        "involvedObject.name={},involvedObject.kind={}",
-        obj["metadata"]["name"].as_str().unwrap_or_default(),
-        info.kind
-    );
+    let selector =
+        format!("involvedObject.name={},involvedObject.kind={}", obj["metadata"]["name"].as_str().unwrap_or_default(), info.kind);
     let list = match ctx.api(events_info, Some(ns)).list(&ListParams::fields(selector)).await {
         Ok(l) => l,
         Err(_) => return "Events:          <unknown>\n".into(),
@@ -253,7 +302,10 @@ async fn events_section(ctx: &Ctx, info: &ResourceInfo, obj: &Value) -> String {
         return "Events:          <none>\n".into();
     }
     events.sort_by(|a, b| a["lastTimestamp"].as_str().cmp(&b["lastTimestamp"].as_str()));
-    let mut rows = vec![["Type", "Reason", "Age", "From", "Message"].map(String::from).to_vec(), ["----", "------", "----", "----", "-------"].map(String::from).to_vec()];
+    let mut rows = vec![
+        ["Type", "Reason", "Age", "From", "Message"].map(String::from).to_vec(),
+        ["----", "------", "----", "----", "-------"].map(String::from).to_vec(),
+    ];
     for e in &events {
         rows.push(vec![
             e["type"].as_str().unwrap_or_default().into(),

@@ -51,8 +51,7 @@ impl Ctx {
 
 /// Resolves `KIND` as kubectl does, or fails with kubectl's message.
 pub fn resolve(kind: &str) -> Result<&'static ResourceInfo> {
-    api::resources::by_user_name(kind)
-        .ok_or_else(|| anyhow!("the server doesn't have a resource type \"{kind}\""))
+    api::resources::by_user_name(kind).ok_or_else(|| anyhow!("the server doesn't have a resource type \"{kind}\""))
 }
 
 /// Splits `KIND/NAME` or `KIND NAME` into a resource and an optional name.

@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 
 use super::{display_name, server_err, Ctx};
 
-
 /// How long `delete` waits for an object to disappear, as kubectl's
 /// default `--timeout` of "a week" is impractical for a learning cluster.
 const DELETE_WAIT: Duration = Duration::from_secs(120);
@@ -48,7 +47,11 @@ trait QualifiedSingular {
 
 impl QualifiedSingular for ResourceInfo {
     fn qualified_singular(&self) -> String {
-        if self.group.is_empty() { self.singular.to_string() } else { format!("{}.{}", self.singular, self.group) }
+        if self.group.is_empty() {
+            self.singular.to_string()
+        } else {
+            format!("{}.{}", self.singular, self.group)
+        }
     }
 }
 
@@ -107,20 +110,33 @@ pub fn rollout_state(d: &Value) -> (bool, String) {
     if n(&d["metadata"]["generation"]) > n(&status["observedGeneration"]) {
         return (false, "Waiting for deployment spec update to be observed...".into());
     }
-    let deadline_exceeded = status["conditions"].as_array().into_iter().flatten()
+    let deadline_exceeded = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
         .any(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded");
     if deadline_exceeded {
         return (true, format!("error: deployment {name:?} exceeded its progress deadline"));
     }
-    let (want, updated, total, available) = (n(&spec["replicas"]), n(&status["updatedReplicas"]), n(&status["replicas"]), n(&status["availableReplicas"]));
+    let (want, updated, total, available) =
+        (n(&spec["replicas"]), n(&status["updatedReplicas"]), n(&status["replicas"]), n(&status["availableReplicas"]));
     if updated < want {
-        return (false, format!("Waiting for deployment {name:?} rollout to finish: {updated} out of {want} new replicas have been updated..."));
+        return (
+            false,
+            format!("Waiting for deployment {name:?} rollout to finish: {updated} out of {want} new replicas have been updated..."),
+        );
     }
     if total > updated {
-        return (false, format!("Waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination...", total - updated));
+        return (
+            false,
+            format!("Waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination...", total - updated),
+        );
     }
     if available < updated {
-        return (false, format!("Waiting for deployment {name:?} rollout to finish: {available} of {updated} updated replicas are available..."));
+        return (
+            false,
+            format!("Waiting for deployment {name:?} rollout to finish: {available} of {updated} updated replicas are available..."),
+        );
     }
     (true, format!("deployment {name:?} successfully rolled out"))
 }
@@ -170,11 +186,13 @@ mod tests {
 
     #[test]
     fn rollout_state_follows_kubectl() {
-        let d = |gen: i64, observed: i64, want: i64, updated: i64, total: i64, available: i64| json!({
-            "metadata": {"name": "web", "generation": gen},
-            "spec": {"replicas": want},
-            "status": {"observedGeneration": observed, "updatedReplicas": updated, "replicas": total, "availableReplicas": available}
-        });
+        let d = |gen: i64, observed: i64, want: i64, updated: i64, total: i64, available: i64| {
+            json!({
+                "metadata": {"name": "web", "generation": gen},
+                "spec": {"replicas": want},
+                "status": {"observedGeneration": observed, "updatedReplicas": updated, "replicas": total, "availableReplicas": available}
+            })
+        };
         let cases = [
             (d(2, 1, 3, 3, 3, 3), false, "Waiting for deployment spec update to be observed..."),
             (d(2, 2, 3, 1, 4, 3), false, "Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been updated..."),
