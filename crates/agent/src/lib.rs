@@ -91,6 +91,7 @@ pub mod sync_loop;
 mod sys;
 #[cfg(test)]
 mod test_support;
+pub mod volumes;
 pub mod worker;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
