@@ -410,3 +410,53 @@ fn the_python_app_walk_through() -> Result<()> {
     assert!(began.elapsed() < Duration::from_secs(60));
     Ok(())
 }
+
+/// Volumes: an init container's output reaches the app container through
+/// an emptyDir; a configMap volume follows an edit of its ConfigMap inside
+/// the running container; a read-only mount refuses writes.
+#[test]
+fn volumes_carry_an_init_containers_output_and_follow_a_configmap_edit() -> Result<()> {
+    if !docker_ready() {
+        return Ok(());
+    }
+    let dc = DockerCluster::start()?;
+    let k = Kubectl::new(&dc.cluster)?;
+    dc.cluster.apply(&format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings}}
+data: {{greeting: hello}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: vols}}
+spec:
+  initContainers:
+  - name: prepare
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo prepared-by-init > /work/note"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sh", "-c", "cat /work/note; while true; do cat /config/greeting; echo; sleep 0.5; done"]
+    volumeMounts:
+    - {{name: work, mountPath: /work}}
+    - {{name: config, mountPath: /config}}
+  volumes:
+  - {{name: work, emptyDir: {{}}}}
+  - {{name: config, configMap: {{name: settings}}}}
+"#
+    ))?;
+    let logs = || k.run(&["logs", "vols", "-c", "app"]).map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    dc.cluster.wait_for("the init container's note and the greeting", Duration::from_secs(90), || {
+        let l = logs();
+        (l.starts_with("prepared-by-init\n") && l.contains("hello")).then_some(())
+    })?;
+    k.ok(&["patch", "configmap", "settings", "--type=merge", "-p", r#"{"data":{"greeting":"bye"}}"#])?;
+    dc.cluster.wait_for("the edit visible inside the container", Duration::from_secs(60), || logs().contains("bye").then_some(()))?;
+    assert_eq!(k.ok(&["exec", "vols", "--", "cat", "/config/greeting"])?, "bye");
+    let (code, _, err) = k.fails(&["exec", "vols", "--", "sh", "-c", "echo x > /config/greeting"])?;
+    assert!(code != 0 && err.contains("Read-only file system"), "{code} {err}");
+    Ok(())
+}

@@ -65,6 +65,8 @@
 //! - [`env`](mod@env): a container's environment (fieldRef, ConfigMap and Secret keys).
 //! - [`runtime`]: the CRI-shaped [`runtime::Runtime`] trait, the docker and
 //!   process runtimes.
+//! - [`volumes`]: the volume manager: emptyDir, hostPath, configMap,
+//!   secret, downwardAPI and projected volumes, and each container's mounts.
 //! - [`images`]: the image manager: pull policies, pull back-off, pull secrets.
 //! - [`shim`]: the per-container supervisor process (`tinykube shim`).
 //! - [`crilog`]: the CRI log format the shim writes and the logs endpoint reads.

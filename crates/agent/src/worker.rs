@@ -67,6 +67,10 @@ use crate::status::{self, ContainerView, Current};
 const MINIMUM_GRACE: Duration = Duration::from_secs(2);
 /// The pod's `terminationGracePeriodSeconds` when unset.
 const DEFAULT_GRACE_SECONDS: i64 = 30;
+/// How often the contents of ConfigMap, Secret and downward API volumes
+/// are brought up to date (the kubelet's sync period is 1 min; a learning
+/// cluster answers faster).
+const VOLUME_RESYNC: Duration = Duration::from_secs(5);
 /// How soon to retry a failed api-server write.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -173,6 +177,10 @@ pub struct PodWorker {
     images: ImageManager,
     /// After a failed sandbox start, no new try before this.
     sandbox_retry_at: Option<Instant>,
+    /// The pod's volumes as last set up, and when to set them up again
+    /// (ConfigMap, Secret and downward API contents follow their sources).
+    volumes: Option<crate::volumes::PodVolumes>,
+    volumes_due: Option<Instant>,
 }
 
 fn rv(pod: &Pod) -> u64 {
@@ -197,6 +205,8 @@ impl PodWorker {
             pod_ip,
             images,
             sandbox_retry_at: None,
+            volumes: None,
+            volumes_due: None,
         }
     }
 
@@ -327,6 +337,15 @@ impl PodWorker {
             self.write_status(pod, new_status).await;
             return Outcome::Wait(Some(Instant::now() + self.ctx.backoff_base));
         }
+        if let Err(message) = self.ensure_volumes(pod).await {
+            self.ctx.recorder.record(pod.as_ref(), EventType::Warning, "FailedMount", &message).await;
+            let waiting = |list: &[Container]| -> Vec<ContainerView> { list.iter().map(|c| waiting_view(c, self.records.get(&c.name), "ContainerCreating")).collect() };
+            let (init_views, views) = (waiting(spec.init_containers.as_deref().unwrap_or_default()), waiting(&spec.containers));
+            let pod_ip = Some(self.pod_ip.get()).filter(|ip| !ip.is_empty());
+            let new_status = status::pod_status(pod, &init_views, &views, &self.ctx.node_address, pod_ip.as_deref(), false, &api::time::now());
+            self.write_status(pod, new_status).await;
+            return Outcome::Wait(self.volumes_due);
+        }
         self.start_probes(pod);
         let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
         // A pod that already finished never runs anything again.
@@ -359,6 +378,9 @@ impl PodWorker {
         self.apply_probes(&mut views, &policy, finished);
         let pod_ip = Some(self.pod_ip.get()).filter(|ip| !ip.is_empty() && self.sandbox.is_some());
         let new_status = status::pod_status(pod, &init_views, &views, &self.ctx.node_address, pod_ip.as_deref(), false, &api::time::now());
+        if let Some(due) = self.volumes_due {
+            wake = earliest(wake, due);
+        }
         if !self.write_status(pod, new_status).await {
             wake = earliest(wake, Instant::now() + RETRY);
         }
@@ -509,6 +531,10 @@ impl PodWorker {
             list.iter().flatten().map(|s| env::expand(s, lookup)).collect()
         };
         let spec = pod.spec.clone().unwrap_or_default();
+        let mounts = match &self.volumes {
+            Some(v) => v.mounts(c, &env).map_err(|e| ("CreateContainerConfigError".to_string(), e.to_string(), retry))?,
+            None => Vec::new(),
+        };
         let config = ContainerConfig {
             pod: p.clone(),
             sandbox_id: self.sandbox.as_ref().map(|s| s.id.clone()).unwrap_or_default(),
@@ -519,7 +545,7 @@ impl PodWorker {
             args: expand(&c.args),
             env,
             working_dir: c.working_dir.clone().filter(|d| !d.is_empty()),
-            mounts: Vec::new(),
+            mounts,
             resources: resources(&spec, c, self.ctx.memory_capacity),
             security: security(&spec, c),
             log_path: log_path(&self.ctx.data_dir, &p, &c.name, attempt),
@@ -546,6 +572,37 @@ impl PodWorker {
             }
         }
         runtime.container_status(&id).await.map_err(|e| ("CreateContainerError".to_string(), e.to_string(), retry))
+    }
+
+    /// Sets the pod's volumes up when due: first before any container, then
+    /// every [`VOLUME_RESYNC`] while the pod has volumes whose content comes
+    /// from the api-server. A failure keeps what was set up before.
+    async fn ensure_volumes(&mut self, pod: &Arc<Pod>) -> Result<(), String> {
+        if self.volumes.is_some() && self.volumes_due.is_none_or(|due| due > Instant::now()) {
+            return Ok(());
+        }
+        let follows = pod.spec.as_ref().and_then(|s| s.volumes.as_ref()).is_some_and(|vs| {
+            vs.iter().any(|v| v.config_map.is_some() || v.secret.is_some() || v.downward_api.is_some() || v.projected.is_some())
+        });
+        let dir = pod_dir(&self.ctx.data_dir, &pod_ref(pod));
+        let result = crate::volumes::setup(&self.ctx.client, pod, &dir).await;
+        let retry = Instant::now() + self.ctx.backoff_base.min(VOLUME_RESYNC);
+        match result {
+            Ok(v) => {
+                self.volumes = Some(v);
+                self.volumes_due = follows.then(|| Instant::now() + VOLUME_RESYNC);
+                Ok(())
+            }
+            Err(e) if self.volumes.is_some() => {
+                tracing::warn!(pod = ?pod.metadata.name, error = %e, "cannot refresh the pod's volumes; keeping their contents");
+                self.volumes_due = Some(retry);
+                Ok(())
+            }
+            Err(e) => {
+                self.volumes_due = (!e.is_permanent()).then_some(retry);
+                Err(e.to_string())
+            }
+        }
     }
 
     /// Makes sure the pod's sandbox runs: adopts the one it has, replaces
