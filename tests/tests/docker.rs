@@ -454,7 +454,8 @@ spec:
         (l.starts_with("prepared-by-init\n") && l.contains("hello")).then_some(())
     })?;
     k.ok(&["patch", "configmap", "settings", "--type=merge", "-p", r#"{"data":{"greeting":"bye"}}"#])?;
-    dc.cluster.wait_for("the edit visible inside the container", Duration::from_secs(60), || logs().contains("bye").then_some(()))?;
+    dc.cluster
+        .wait_for("the edit visible inside the container", Duration::from_secs(60), || logs().contains("bye").then_some(()))?;
     assert_eq!(k.ok(&["exec", "vols", "--", "cat", "/config/greeting"])?, "bye");
     let (code, _, err) = k.fails(&["exec", "vols", "--", "sh", "-c", "echo x > /config/greeting"])?;
     assert!(code != 0 && err.contains("Read-only file system"), "{code} {err}");

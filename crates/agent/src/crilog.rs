@@ -207,11 +207,7 @@ mod tests {
             let got = parse(line.as_bytes()).map(|r| (r.stream, r.full, String::from_utf8_lossy(r.content).into_owned()));
             assert_eq!(got, want.map(|(s, f, c)| (s, f, c.to_string())), "{line:?}");
         }
-        assert_eq!(
-            parse(b"2016-10-06T02:17:09.6+02:00 stdout F x").unwrap().time,
-            at("2016-10-06T00:17:09.6Z"),
-            "offsets are honoured"
-        );
+        assert_eq!(parse(b"2016-10-06T02:17:09.6+02:00 stdout F x").unwrap().time, at("2016-10-06T00:17:09.6Z"), "offsets are honoured");
     }
 
     const LOG: &str = "\

@@ -66,9 +66,8 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
 pub fn field_ref_value(pod: &Pod, field_path: &str, host_ip: &str) -> Option<String> {
     let meta = &pod.metadata;
     let spec = pod.spec.as_ref();
-    let bracketed = |prefix: &str| -> Option<String> {
-        field_path.strip_prefix(prefix)?.strip_prefix("['")?.strip_suffix("']").map(str::to_string)
-    };
+    let bracketed =
+        |prefix: &str| -> Option<String> { field_path.strip_prefix(prefix)?.strip_prefix("['")?.strip_suffix("']").map(str::to_string) };
     Some(match field_path {
         "metadata.name" => meta.name.clone().unwrap_or_default(),
         "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
@@ -101,10 +100,8 @@ struct Sources<'a> {
 impl Sources<'_> {
     async fn config_map(&mut self, name: &str) -> Result<Option<BTreeMap<String, String>>, EnvError> {
         if !self.config_maps.contains_key(name) {
-            let cm = Api::<ConfigMap>::namespaced(self.client.clone(), self.namespace)
-                .get_opt(name)
-                .await
-                .map_err(|e| EnvError(e.message))?;
+            let cm =
+                Api::<ConfigMap>::namespaced(self.client.clone(), self.namespace).get_opt(name).await.map_err(|e| EnvError(e.message))?;
             self.config_maps.insert(name.to_string(), cm.map(|c| c.data.unwrap_or_default()));
         }
         Ok(self.config_maps.get(name).cloned().flatten())
@@ -112,10 +109,8 @@ impl Sources<'_> {
 
     async fn secret(&mut self, name: &str) -> Result<Option<BTreeMap<String, String>>, EnvError> {
         if !self.secrets.contains_key(name) {
-            let secret = Api::<Secret>::namespaced(self.client.clone(), self.namespace)
-                .get_opt(name)
-                .await
-                .map_err(|e| EnvError(e.message))?;
+            let secret =
+                Api::<Secret>::namespaced(self.client.clone(), self.namespace).get_opt(name).await.map_err(|e| EnvError(e.message))?;
             let data = secret.map(|s| {
                 let mut data: BTreeMap<String, String> = s.string_data.unwrap_or_default();
                 for (k, v) in s.data.unwrap_or_default() {
@@ -141,7 +136,13 @@ fn set(env: &mut Vec<(String, String)>, name: String, value: String) {
 ///
 /// `host_ip` is the node's address and `pod_ip` the pod's (its sandbox's;
 /// the node's when the pod shares the host's network).
-pub async fn resolve(client: &Client, pod: &Pod, container: &Container, host_ip: &str, pod_ip: &str) -> Result<Vec<(String, String)>, EnvError> {
+pub async fn resolve(
+    client: &Client,
+    pod: &Pod,
+    container: &Container,
+    host_ip: &str,
+    pod_ip: &str,
+) -> Result<Vec<(String, String)>, EnvError> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut sources = Sources { client, namespace, config_maps: BTreeMap::new(), secrets: BTreeMap::new() };
     let mut env: Vec<(String, String)> = Vec::new();
@@ -171,7 +172,7 @@ pub async fn resolve(client: &Client, pod: &Pod, container: &Container, host_ip:
                     "status.podIP" | "status.podIPs" => Some(pod_ip.to_string()),
                     path => field_ref_value(pod, path, host_ip),
                 }
-                    .ok_or_else(|| EnvError(format!("unsupported fieldRef {:?} in env {:?}", f.field_path, var.name)))?
+                .ok_or_else(|| EnvError(format!("unsupported fieldRef {:?} in env {:?}", f.field_path, var.name)))?
             } else if let Some(k) = &from.config_map_key_ref {
                 let optional = k.optional == Some(true);
                 match sources.config_map(&k.name).await? {
@@ -195,16 +196,11 @@ pub async fn resolve(client: &Client, pod: &Pod, container: &Container, host_ip:
                     None => return Err(EnvError(format!("secret \"{}\" not found", k.name))),
                 }
             } else {
-                return Err(EnvError(format!(
-                    "env {:?}: resourceFieldRef and fileKeyRef are not supported by tinykube's agent",
-                    var.name
-                )));
+                return Err(EnvError(format!("env {:?}: resourceFieldRef and fileKeyRef are not supported by tinykube's agent", var.name)));
             }
         } else {
             let defined = env.clone();
-            expand(var.value.as_deref().unwrap_or_default(), |name| {
-                defined.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-            })
+            expand(var.value.as_deref().unwrap_or_default(), |name| defined.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
         };
         set(&mut env, var.name.clone(), value);
     }
@@ -214,13 +210,7 @@ pub async fn resolve(client: &Client, pod: &Pod, container: &Container, host_ip:
 /// `command` followed by `args`, with `$(VAR)` expanded from `env`.
 pub fn argv(container: &Container, env: &[(String, String)]) -> Vec<String> {
     let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    container
-        .command
-        .iter()
-        .flatten()
-        .chain(container.args.iter().flatten())
-        .map(|s| expand(s, lookup))
-        .collect()
+    container.command.iter().flatten().chain(container.args.iter().flatten()).map(|s| expand(s, lookup)).collect()
 }
 
 #[cfg(test)]

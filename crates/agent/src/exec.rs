@@ -70,8 +70,17 @@ async fn open(runtime: &dyn Runtime, pods: &PodLookup, start: ExecStart) -> Resu
         // The kubelet's words when the runtime has no such running container.
         return Err(ApiError::bad_request(format!("container not found (\"{}\")", container.name)));
     };
-    let request = ExecRequest { command: start.command, stdin: start.stdin, stdout: start.stdout, stderr: start.stderr, tty: start.tty };
-    runtime.exec(&running.id, request).await.map_err(|e| ApiError::internal(format!("cannot exec in container {}: {e}", container.name)))
+    let request = ExecRequest {
+        command: start.command,
+        stdin: start.stdin,
+        stdout: start.stdout,
+        stderr: start.stderr,
+        tty: start.tty,
+    };
+    runtime
+        .exec(&running.id, request)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot exec in container {}: {e}", container.name)))
 }
 
 /// Moves the client's input into the session and the session's output to
@@ -124,15 +133,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::AgentService;
     use crate::logs::tests::{pod, service};
     use crate::runtime::process::ProcessRuntime;
     use crate::runtime::{ContainerConfig, PodRef, Runtime};
+    use crate::service::AgentService;
+    use crate::sys;
     use crate::test_support::shim_binary;
     use api::proto::TerminalSize;
     use std::sync::Arc;
     use std::time::Duration;
-    use crate::sys;
 
     /// A service whose pod `web` has containers `app` (running `sleep`,
     /// with an environment and a working directory) and `idle` (never

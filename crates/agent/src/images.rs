@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use client::events::{EventType, Recorder};
 use client::{Api, Client};
-use k8s_openapi::api::core::v1::{Container, Pod, Secret};
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::core::v1::{Container, Pod, Secret};
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
@@ -101,7 +101,12 @@ impl ImageManager {
                 self.failed_at.remove(&image);
                 self.backoff.forget(&image);
                 let took = began.elapsed().as_secs_f64();
-                event(EventType::Normal, "Pulled", format!("Successfully pulled image {image:?} in {took:.3}s ({took:.3}s including waiting)")).await;
+                event(
+                    EventType::Normal,
+                    "Pulled",
+                    format!("Successfully pulled image {image:?} in {took:.3}s ({took:.3}s including waiting)"),
+                )
+                .await;
                 Ok(reference)
             }
             Err(e) => {

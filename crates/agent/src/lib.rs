@@ -107,11 +107,11 @@ use client::{Api, Client, ListParams};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use tokio_util::sync::CancellationToken;
 
-use crate::pods::PodLookup;
-use crate::service::AgentService;
 use crate::node::{HostInfo, NodeIdentity};
+use crate::pods::PodLookup;
 use crate::runtime::process::ProcessRuntime;
 use crate::runtime::{Runtime, RuntimeError};
+use crate::service::AgentService;
 use crate::sync_loop::PodWorkers;
 use crate::worker::Context;
 
@@ -206,9 +206,7 @@ const REGISTER_RETRY: Duration = Duration::from_secs(1);
 /// shims are started from [`Config::shim`].
 pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> Result<(), Error> {
     let runtime = open_runtime(&config).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| Error::Listen { addr: config.listen, source })?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| Error::Listen { addr: config.listen, source })?;
     let port = listener.local_addr().map_err(|source| Error::Listen { addr: config.listen, source })?.port();
     let identity = NodeIdentity {
         name: config.node_name.clone(),
@@ -241,11 +239,7 @@ pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> R
 
     let cache = informer.cache.clone();
     let lookup: PodLookup = Arc::new(move |ns: &str, name: &str| cache.get(&format!("{ns}/{name}")));
-    let service = AgentService {
-        runtime: runtime.clone(),
-        data_dir: config.data_dir.clone(),
-        pods: lookup,
-    };
+    let service = AgentService { runtime: runtime.clone(), data_dir: config.data_dir.clone(), pods: lookup };
     let server_cancel = cancel.clone();
     background.spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -304,7 +298,8 @@ async fn open_runtime(config: &Config) -> Result<Arc<dyn Runtime>, Error> {
     match docker {
         Some((docker, version)) => {
             let pause_binary = config.shim.clone().ok_or(Error::NoShim)?;
-            let docker_config = runtime::docker::DockerConfig { node_name: config.node_name.clone(), pod_cidr: config.pod_cidr.clone(), pause_binary };
+            let docker_config =
+                runtime::docker::DockerConfig { node_name: config.node_name.clone(), pod_cidr: config.pod_cidr.clone(), pause_binary };
             Ok(runtime::docker::DockerRuntime::open(docker, version, docker_config).await?)
         }
         None => {

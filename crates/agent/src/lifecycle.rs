@@ -20,17 +20,33 @@ use crate::runtime::{ExecSync, Runtime};
 
 /// Runs a hook's handler for the container's run `id`, within `timeout`;
 /// `Err` carries the text of the failure event.
-pub async fn run(runtime: &dyn Runtime, id: &str, handler: &LifecycleHandler, container: &Container, pod_ip: &str, timeout: Duration) -> Result<(), String> {
+pub async fn run(
+    runtime: &dyn Runtime,
+    id: &str,
+    handler: &LifecycleHandler,
+    container: &Container,
+    pod_ip: &str,
+    timeout: Duration,
+) -> Result<(), String> {
     if let Some(exec) = &handler.exec {
         let command = exec.command.clone().unwrap_or_default();
         return match runtime.exec_sync(id, &command, timeout, handlers::MAX_OUTPUT).await {
             ExecSync::Exited { code: 0, .. } => Ok(()),
-            ExecSync::Exited { code, output } => {
-                Err(format!("Exec lifecycle hook ({}) for Container {:?} failed - error: command {:?} exited with {code}, message: {:?}",
-                    command.join(" "), container.name, command.join(" "), String::from_utf8_lossy(&output)))
+            ExecSync::Exited { code, output } => Err(format!(
+                "Exec lifecycle hook ({}) for Container {:?} failed - error: command {:?} exited with {code}, message: {:?}",
+                command.join(" "),
+                container.name,
+                command.join(" "),
+                String::from_utf8_lossy(&output)
+            )),
+            ExecSync::TimedOut => Err(format!(
+                "Exec lifecycle hook ({}) for Container {:?} failed - error: command timed out",
+                command.join(" "),
+                container.name
+            )),
+            ExecSync::NotStarted(why) => {
+                Err(format!("Exec lifecycle hook ({}) for Container {:?} failed - error: {why}", command.join(" "), container.name))
             }
-            ExecSync::TimedOut => Err(format!("Exec lifecycle hook ({}) for Container {:?} failed - error: command timed out", command.join(" "), container.name)),
-            ExecSync::NotStarted(why) => Err(format!("Exec lifecycle hook ({}) for Container {:?} failed - error: {why}", command.join(" "), container.name)),
         };
     }
     if let Some(http) = &handler.http_get {
@@ -43,7 +59,9 @@ pub async fn run(runtime: &dyn Runtime, id: &str, handler: &LifecycleHandler, co
         };
         return match handlers::http_get(&req, timeout).await {
             Outcome::Success | Outcome::Warning(_) => Ok(()),
-            Outcome::Failure(why) | Outcome::Error(why) => Err(format!("HTTP lifecycle hook ({}) for Container {:?} failed - error: {why}", req.path, container.name)),
+            Outcome::Failure(why) | Outcome::Error(why) => {
+                Err(format!("HTTP lifecycle hook ({}) for Container {:?} failed - error: {why}", req.path, container.name))
+            }
         };
     }
     if let Some(sleep) = &handler.sleep {

@@ -31,8 +31,8 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::crilog::{self, Decoder};
-use crate::runtime::Runtime;
 use crate::pods::{self, log_path, pick_container, pod_ref, PodLookup};
+use crate::runtime::Runtime;
 
 /// The stream of a `Logs` reply.
 pub type LogsStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<LogChunk, Status>> + Send>>;
@@ -52,7 +52,12 @@ struct Target {
 
 /// Starts streaming the log a request asks for; upstream's errors when
 /// there is no such pod, container or log.
-pub(crate) async fn serve(runtime: Arc<dyn Runtime>, data_dir: &std::path::Path, pods: &PodLookup, req: LogsRequest) -> Result<LogsStream, ApiError> {
+pub(crate) async fn serve(
+    runtime: Arc<dyn Runtime>,
+    data_dir: &std::path::Path,
+    pods: &PodLookup,
+    req: LogsRequest,
+) -> Result<LogsStream, ApiError> {
     let target = target(runtime.as_ref(), data_dir, pods, &req).await?;
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(stream_log(runtime, target, req.tail_lines, req.timestamps, tx));
@@ -100,10 +105,7 @@ async fn target(runtime: &dyn Runtime, data_dir: &std::path::Path, pods: &PodLoo
             .and_then(|s| s.waiting)
             .and_then(|w| w.reason)
             .unwrap_or_else(|| "ContainerCreating".into());
-        return Err(ApiError::bad_request(format!(
-            "container \"{container}\" in pod \"{}\" is waiting to start: {reason}",
-            p.name
-        )));
+        return Err(ApiError::bad_request(format!("container \"{container}\" in pod \"{}\" is waiting to start: {reason}", p.name)));
     }
     Ok(Target { path, follow_id: if req.follow { running_id } else { None } })
 }
@@ -191,9 +193,9 @@ async fn stream_log(runtime: Arc<dyn Runtime>, target: Target, tail_lines: i64, 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::service::AgentService;
     use crate::runtime::process::ProcessRuntime;
     use crate::runtime::{ContainerConfig, PodRef};
+    use crate::service::AgentService;
     use crate::test_support::shim_binary;
     use api::proto::agent_server::Agent;
     use futures::StreamExt;

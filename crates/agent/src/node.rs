@@ -17,9 +17,7 @@
 use std::collections::BTreeMap;
 
 use client::{Api, Client};
-use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus, NodeSystemInfo,
-};
+use k8s_openapi::api::core::v1::{DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus, NodeSystemInfo};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
@@ -146,14 +144,11 @@ pub fn node_conditions(old: &[NodeCondition], now: &Time) -> Vec<NodeCondition> 
 
 /// The Node's whole status, given the conditions it had before.
 pub fn node_status(id: &NodeIdentity, host: &HostInfo, old: &[NodeCondition], now: &Time) -> NodeStatus {
-    let capacity: BTreeMap<String, Quantity> = [
-        ("cpu", host.cpus.to_string()),
-        ("memory", format!("{}Ki", host.memory_kib)),
-        ("pods", MAX_PODS.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), Quantity(v)))
-    .collect();
+    let capacity: BTreeMap<String, Quantity> =
+        [("cpu", host.cpus.to_string()), ("memory", format!("{}Ki", host.memory_kib)), ("pods", MAX_PODS.to_string())]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Quantity(v)))
+            .collect();
     NodeStatus {
         allocatable: Some(capacity.clone()),
         capacity: Some(capacity),
@@ -162,9 +157,7 @@ pub fn node_status(id: &NodeIdentity, host: &HostInfo, old: &[NodeCondition], no
             NodeAddress { type_: "InternalIP".into(), address: id.address.clone() },
             NodeAddress { type_: "Hostname".into(), address: id.name.clone() },
         ]),
-        daemon_endpoints: Some(NodeDaemonEndpoints {
-            kubelet_endpoint: Some(DaemonEndpoint { port: i32::from(id.port) }),
-        }),
+        daemon_endpoints: Some(NodeDaemonEndpoints { kubelet_endpoint: Some(DaemonEndpoint { port: i32::from(id.port) }) }),
         node_info: Some(NodeSystemInfo {
             architecture: host.arch.clone(),
             boot_id: host.boot_id.clone(),

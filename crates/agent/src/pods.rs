@@ -66,7 +66,6 @@ pub fn pick_container(pod: &Pod, name: &str, default_to_first: bool) -> Result<C
         .ok_or_else(|| ApiError::bad_request(format!("container {name} is not valid for pod {pod_name}")))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,7 +38,9 @@ impl Agent for AgentService {
     type ExecStream = ExecStream;
 
     async fn logs(&self, request: Request<LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
-        let stream = crate::logs::serve(self.runtime.clone(), &self.data_dir, &self.pods, request.into_inner()).await.map_err(|e| e.to_grpc())?;
+        let stream = crate::logs::serve(self.runtime.clone(), &self.data_dir, &self.pods, request.into_inner())
+            .await
+            .map_err(|e| e.to_grpc())?;
         Ok(Response::new(stream))
     }
 

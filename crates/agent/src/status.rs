@@ -23,19 +23,25 @@
 //! `PodReadyToStartContainers` says whether that sandbox runs.
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
-    HostIP, Pod, PodCondition, PodIP, PodStatus,
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, HostIP, Pod,
+    PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// What one container is doing now, as the worker determined it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Current {
-    Running { started_at: Option<Time>, container_id: String },
+    Running {
+        started_at: Option<Time>,
+        container_id: String,
+    },
     Terminated(ContainerStateTerminated),
     /// Not running and not finished: `ContainerCreating`, `CrashLoopBackOff`,
     /// `CreateContainerError`, `CreateContainerConfigError`.
-    Waiting { reason: String, message: Option<String> },
+    Waiting {
+        reason: String,
+        message: Option<String>,
+    },
 }
 
 /// The worker's view of one container.
@@ -66,9 +72,7 @@ pub fn container_status(view: &ContainerView) -> ContainerStatus {
             true,
             Some(container_id.clone()),
         ),
-        Current::Terminated(t) => {
-            (ContainerState { terminated: Some(t.clone()), ..Default::default() }, false, t.container_id.clone())
-        }
+        Current::Terminated(t) => (ContainerState { terminated: Some(t.clone()), ..Default::default() }, false, t.container_id.clone()),
         Current::Waiting { reason, message } => (
             ContainerState {
                 waiting: Some(ContainerStateWaiting { reason: Some(reason.clone()), message: message.clone() }),
@@ -162,7 +166,15 @@ fn condition(old: &[PodCondition], type_: &str, ok: bool, reason: Option<&str>, 
 }
 
 /// The whole pod status, from the container views (in spec order).
-pub fn pod_status(pod: &Pod, init: &[ContainerView], views: &[ContainerView], host_ip: &str, pod_ip: Option<&str>, terminal: bool, now: &Time) -> PodStatus {
+pub fn pod_status(
+    pod: &Pod,
+    init: &[ContainerView],
+    views: &[ContainerView],
+    host_ip: &str,
+    pod_ip: Option<&str>,
+    terminal: bool,
+    now: &Time,
+) -> PodStatus {
     let old = pod.status.clone().unwrap_or_default();
     let old_conditions = old.conditions.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
@@ -265,7 +277,16 @@ mod tests {
     }
 
     fn view(name: &str, current: Current, last: Option<ContainerStateTerminated>) -> ContainerView {
-        ContainerView { name: name.into(), image: "busybox".into(), image_id: "process://busybox".into(), restart_count: 0, current, last_terminated: last, started: true, ready: true }
+        ContainerView {
+            name: name.into(),
+            image: "busybox".into(),
+            image_id: "process://busybox".into(),
+            restart_count: 0,
+            current,
+            last_terminated: last,
+            started: true,
+            ready: true,
+        }
     }
 
     #[test]
@@ -274,11 +295,27 @@ mod tests {
         // (policy, init views, phase, Initialized, its message)
         type Row = (&'static str, Vec<ContainerView>, &'static str, &'static str, Option<&'static str>);
         let table: Vec<Row> = vec![
-            ("Always", vec![view("a", running(), None), view("b", waiting("PodInitializing"), None)], "Pending", "False",
-                Some("containers with incomplete status: [a b]")),
-            ("Always", vec![view("a", Current::Terminated(exited(0)), None), view("b", Current::Terminated(exited(1)), None)], "Pending", "False",
-                Some("containers with incomplete status: [b]")),
-            ("Never", vec![view("a", Current::Terminated(exited(1)), None)], "Failed", "False", Some("containers with incomplete status: [a]")),
+            (
+                "Always",
+                vec![view("a", running(), None), view("b", waiting("PodInitializing"), None)],
+                "Pending",
+                "False",
+                Some("containers with incomplete status: [a b]"),
+            ),
+            (
+                "Always",
+                vec![view("a", Current::Terminated(exited(0)), None), view("b", Current::Terminated(exited(1)), None)],
+                "Pending",
+                "False",
+                Some("containers with incomplete status: [b]"),
+            ),
+            (
+                "Never",
+                vec![view("a", Current::Terminated(exited(1)), None)],
+                "Failed",
+                "False",
+                Some("containers with incomplete status: [a]"),
+            ),
             ("Always", vec![view("a", Current::Terminated(exited(0)), None)], "Running", "True", None),
         ];
         for (policy, init, want_phase, want_init, want_message) in table {
@@ -319,8 +356,7 @@ mod tests {
             let names: Vec<String> = (0..containers.len()).map(|i| format!("c{i}")).collect();
             let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
             let p = pod(policy, &name_refs);
-            let views: Vec<ContainerView> =
-                containers.into_iter().zip(&names).map(|((cur, last), n)| view(n, cur, last)).collect();
+            let views: Vec<ContainerView> = containers.into_iter().zip(&names).map(|((cur, last), n)| view(n, cur, last)).collect();
             let status = pod_status(&p, &[], &views, "10.0.0.1", Some("10.0.0.1"), terminal, &t(5));
             assert_eq!(status.phase.as_deref(), Some(want), "row {i}: {policy}");
         }

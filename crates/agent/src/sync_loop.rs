@@ -90,11 +90,7 @@ impl PodWorkers {
 
     /// Runs until `cancel`, then waits for every worker to return. Workers
     /// do not stop containers on cancel: the agent's shutdown does.
-    pub async fn run(
-        mut self,
-        mut pods: mpsc::UnboundedReceiver<Change<Pod>>,
-        mut events: broadcast::Receiver<ContainerEvent>,
-    ) {
+    pub async fn run(mut self, mut pods: mpsc::UnboundedReceiver<Change<Pod>>, mut events: broadcast::Receiver<ContainerEvent>) {
         loop {
             tokio::select! {
                 _ = self.cancel.cancelled() => break,

@@ -438,7 +438,10 @@ async fn set_up_volume<O: Objects>(ctx: &mut PodContext<'_, O>, volume: &Volume)
                 .transpose()?
                 .map(|bytes| u64::try_from(bytes).unwrap_or(0));
             // The runtime makes the tmpfs; the name is unique on the node.
-            Ok(SetUpVolume { content: Content::Memory { name: format!("{}-{}", ctx.uid, volume.name), size_limit }, read_only: false })
+            Ok(SetUpVolume {
+                content: Content::Memory { name: format!("{}-{}", ctx.uid, volume.name), size_limit },
+                read_only: false,
+            })
         }
         other => Err(SetUpError::UnsupportedMedium(other.to_string())),
     }
@@ -499,10 +502,10 @@ impl PodVolumes {
     }
 
     fn mount(&self, container: &Container, mount: &VolumeMount, env: &[(String, String)]) -> Result<Mount, VolumeError> {
-        let volume = self.volumes.get(&mount.name).ok_or_else(|| VolumeError::UnknownVolume {
-            volume: mount.name.clone(),
-            container: container.name.clone(),
-        })?;
+        let volume = self
+            .volumes
+            .get(&mount.name)
+            .ok_or_else(|| VolumeError::UnknownVolume { volume: mount.name.clone(), container: container.name.clone() })?;
         let sub_path = match mount.sub_path_expr.as_deref().filter(|e| !e.is_empty()) {
             Some(expr) => expand_sub_path_expr(expr, env)?,
             None => mount.sub_path.clone().unwrap_or_default(),
@@ -582,9 +585,8 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{
         ConfigMapProjection, ConfigMapVolumeSource, DownwardAPIProjection, DownwardAPIVolumeFile, DownwardAPIVolumeSource,
-        EmptyDirVolumeSource, HostPathVolumeSource, KeyToPath, NFSVolumeSource, ObjectFieldSelector,
-        PersistentVolumeClaimVolumeSource, PodSpec, ProjectedVolumeSource, SecretProjection, SecretVolumeSource,
-        ServiceAccountTokenProjection, VolumeProjection,
+        EmptyDirVolumeSource, HostPathVolumeSource, KeyToPath, NFSVolumeSource, ObjectFieldSelector, PersistentVolumeClaimVolumeSource,
+        PodSpec, ProjectedVolumeSource, SecretProjection, SecretVolumeSource, ServiceAccountTokenProjection, VolumeProjection,
     };
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -649,7 +651,10 @@ mod tests {
     fn empty_dir(name: &str, medium: Option<&str>, size_limit: Option<&str>) -> Volume {
         Volume {
             name: name.into(),
-            empty_dir: Some(EmptyDirVolumeSource { medium: medium.map(str::to_string), size_limit: size_limit.map(|s| Quantity(s.into())) }),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: medium.map(str::to_string),
+                size_limit: size_limit.map(|s| Quantity(s.into())),
+            }),
             ..Default::default()
         }
     }
@@ -693,7 +698,14 @@ mod tests {
         let volume_dir = dir.path().join("volumes/kubernetes.io~configmap/config");
         assert_eq!(fs::read_to_string(volume_dir.join("app.yaml")).unwrap(), "v: 1");
         let mounts = volumes.mounts(&container(vec![volume_mount("config", "/etc/app")]), &[]).unwrap();
-        assert_eq!(mounts, [Mount { source: MountSource::HostPath(volume_dir.clone()), container_path: "/etc/app".into(), read_only: true }]);
+        assert_eq!(
+            mounts,
+            [Mount {
+                source: MountSource::HostPath(volume_dir.clone()),
+                container_path: "/etc/app".into(),
+                read_only: true
+            }]
+        );
 
         objects.put_config_map("conf", &[("app.yaml", "v: 2"), ("extra", "x")]);
         setup_from(&objects, &pod, dir.path()).await.unwrap();
@@ -765,7 +777,10 @@ mod tests {
                 }),
                 ..Default::default()
             },
-            VolumeProjection { secret: Some(SecretProjection { name: "creds".into(), items: None, optional: None }), ..Default::default() },
+            VolumeProjection {
+                secret: Some(SecretProjection { name: "creds".into(), items: None, optional: None }),
+                ..Default::default()
+            },
             VolumeProjection {
                 secret: Some(SecretProjection { name: "absent".into(), items: None, optional: Some(true) }),
                 ..Default::default()
@@ -813,17 +828,43 @@ mod tests {
             (config_map_volume("c", "conf", item("k", "k"), None), "configmap references non-existent config key: k", false),
             (config_map_volume("c", "conf", item("a", "/etc/passwd"), None), "invalid path: must be relative path: /etc/passwd", true),
             (config_map_volume("c", "conf", item("a", "../../x"), None), "invalid path: must not contain '..': ../../x", true),
-            (host_path("h", &missing, Some("Directory")), &*format!("hostPath type check failed: {} is not a directory", missing.display()), false),
-            (Volume { name: "s".into(), secret: Some(SecretVolumeSource { secret_name: Some("absent".into()), ..Default::default() }), ..Default::default() },
-                "secret \"absent\" not found", false),
-            (Volume {
-                name: "claim".into(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: "data".into(), read_only: None }),
-                ..Default::default()
-            }, "persistentVolumeClaim volumes are not supported by tinykube's agent", true),
-            (Volume { name: "n".into(), nfs: Some(NFSVolumeSource { server: "s".into(), path: "/".into(), read_only: None }), ..Default::default() },
-                "nfs volumes are not supported by tinykube's agent", true),
-            (empty_dir("e", Some("HugePages"), None), "emptyDir medium \"HugePages\" is not supported by tinykube's agent (only \"\" and \"Memory\")", true),
+            (
+                host_path("h", &missing, Some("Directory")),
+                &*format!("hostPath type check failed: {} is not a directory", missing.display()),
+                false,
+            ),
+            (
+                Volume {
+                    name: "s".into(),
+                    secret: Some(SecretVolumeSource { secret_name: Some("absent".into()), ..Default::default() }),
+                    ..Default::default()
+                },
+                "secret \"absent\" not found",
+                false,
+            ),
+            (
+                Volume {
+                    name: "claim".into(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: "data".into(), read_only: None }),
+                    ..Default::default()
+                },
+                "persistentVolumeClaim volumes are not supported by tinykube's agent",
+                true,
+            ),
+            (
+                Volume {
+                    name: "n".into(),
+                    nfs: Some(NFSVolumeSource { server: "s".into(), path: "/".into(), read_only: None }),
+                    ..Default::default()
+                },
+                "nfs volumes are not supported by tinykube's agent",
+                true,
+            ),
+            (
+                empty_dir("e", Some("HugePages"), None),
+                "emptyDir medium \"HugePages\" is not supported by tinykube's agent (only \"\" and \"Memory\")",
+                true,
+            ),
             (empty_dir("../x", None, None), "invalid volume name \"../x\"", true),
         ] {
             let name = volume.name.clone();
@@ -837,7 +878,10 @@ mod tests {
         assert!(!missing.exists());
         let unreachable = FakeObjects { unreachable: true, ..Default::default() };
         let err = set_up_error(&unreachable, config_map_volume("c", "conf", None, None)).await;
-        assert_eq!(err, "MountVolume.SetUp failed for volume \"c\" : cannot get configmap \"conf\": Internal error occurred: connection refused");
+        assert_eq!(
+            err,
+            "MountVolume.SetUp failed for volume \"c\" : cannot get configmap \"conf\": Internal error occurred: connection refused"
+        );
     }
 
     #[tokio::test]
@@ -892,7 +936,11 @@ mod tests {
         let objects = FakeObjects::default();
         objects.put_config_map("conf", &[("a", "1")]);
         let dir = tempfile::tempdir().unwrap();
-        let p = pod(vec![empty_dir("scratch", None, None), config_map_volume("config", "conf", None, None), host_path("host", dir.path(), None)]);
+        let p = pod(vec![
+            empty_dir("scratch", None, None),
+            config_map_volume("config", "conf", None, None),
+            host_path("host", dir.path(), None),
+        ]);
         let volumes = setup_from(&objects, &p, dir.path()).await.unwrap();
         for (volume, read_only, want) in [
             ("scratch", None, false),
@@ -913,13 +961,21 @@ mod tests {
         let objects = FakeObjects::default();
         objects.put_config_map("conf", &[("nginx.conf", "x")]);
         let dir = tempfile::tempdir().unwrap();
-        let p = pod(vec![empty_dir("data", None, None), config_map_volume("config", "conf", None, None), empty_dir("shm", Some("Memory"), None)]);
+        let p = pod(vec![
+            empty_dir("data", None, None),
+            config_map_volume("config", "conf", None, None),
+            empty_dir("shm", Some("Memory"), None),
+        ]);
         let volumes = setup_from(&objects, &p, dir.path()).await.unwrap();
         let data = fs::canonicalize(dir.path().join("volumes/kubernetes.io~empty-dir/data")).unwrap();
         let env = vec![("POD_NAME".to_string(), "web-0".to_string()), ("EMPTY".to_string(), String::new())];
 
         let with = |volume: &str, sub_path: Option<&str>, expr: Option<&str>| {
-            let m = VolumeMount { sub_path: sub_path.map(str::to_string), sub_path_expr: expr.map(str::to_string), ..volume_mount(volume, "/m") };
+            let m = VolumeMount {
+                sub_path: sub_path.map(str::to_string),
+                sub_path_expr: expr.map(str::to_string),
+                ..volume_mount(volume, "/m")
+            };
             match volumes.mounts(&container(vec![m]), &env) {
                 Ok(mounts) => Ok(mounts.into_iter().next().unwrap().source),
                 Err(e) => Err(e.to_string()),
@@ -934,7 +990,13 @@ mod tests {
             ("data", Some("/etc"), None, Err("error SubPath `/etc` must not be an absolute path".to_string())),
             ("data", Some("a/../../x"), None, Err("unable to provision SubPath `a/../../x`: must not contain '..'".to_string())),
             ("data", None, Some("../$(POD_NAME)"), Err("unable to provision SubPath `../web-0`: must not contain '..'".to_string())),
-            ("shm", Some("x"), None, Err("volumeMount \"shm\" of container \"app\": subPath is not supported on an emptyDir with medium Memory in tinykube".to_string())),
+            (
+                "shm",
+                Some("x"),
+                None,
+                Err("volumeMount \"shm\" of container \"app\": subPath is not supported on an emptyDir with medium Memory in tinykube"
+                    .to_string()),
+            ),
             ("nope", None, None, Err("cannot find volume \"nope\" to mount into container \"app\"".to_string())),
         ] {
             assert_eq!(with(volume, sub_path, expr), want, "{volume} {sub_path:?} {expr:?}");

@@ -263,7 +263,8 @@ impl PodWorker {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         // The sandbox a previous agent left: the latest ready one is
         // adopted, any other is removed.
-        let mut sandboxes: Vec<SandboxStatus> = self.ctx.runtime.list_pod_sandboxes().await.into_iter().filter(|s| s.pod.uid == uid).collect();
+        let mut sandboxes: Vec<SandboxStatus> =
+            self.ctx.runtime.list_pod_sandboxes().await.into_iter().filter(|s| s.pod.uid == uid).collect();
         sandboxes.sort_by_key(|s| s.attempt);
         self.sandbox_attempt = sandboxes.last().map(|s| s.attempt);
         if let Some(latest) = sandboxes.pop().filter(|s| s.state == SandboxState::Ready) {
@@ -329,8 +330,13 @@ impl PodWorker {
         if let Err(message) = self.ensure_sandbox(pod).await {
             self.sandbox_retry_at = Some(Instant::now() + self.ctx.backoff_base);
             tracing::warn!(pod = ?pod.metadata.name, error = %message, "cannot run the pod sandbox");
-            self.ctx.recorder.record(pod.as_ref(), EventType::Warning, "FailedCreatePodSandBox", &format!("Failed to create pod sandbox: {message}")).await;
-            let waiting = |list: &[Container]| -> Vec<ContainerView> { list.iter().map(|c| waiting_view(c, self.records.get(&c.name), "ContainerCreating")).collect() };
+            self.ctx
+                .recorder
+                .record(pod.as_ref(), EventType::Warning, "FailedCreatePodSandBox", &format!("Failed to create pod sandbox: {message}"))
+                .await;
+            let waiting = |list: &[Container]| -> Vec<ContainerView> {
+                list.iter().map(|c| waiting_view(c, self.records.get(&c.name), "ContainerCreating")).collect()
+            };
             let init_views = waiting(spec.init_containers.as_deref().unwrap_or_default());
             let views = waiting(&spec.containers);
             let new_status = status::pod_status(pod, &init_views, &views, &self.ctx.node_address, None, false, &api::time::now());
@@ -339,10 +345,13 @@ impl PodWorker {
         }
         if let Err(message) = self.ensure_volumes(pod).await {
             self.ctx.recorder.record(pod.as_ref(), EventType::Warning, "FailedMount", &message).await;
-            let waiting = |list: &[Container]| -> Vec<ContainerView> { list.iter().map(|c| waiting_view(c, self.records.get(&c.name), "ContainerCreating")).collect() };
+            let waiting = |list: &[Container]| -> Vec<ContainerView> {
+                list.iter().map(|c| waiting_view(c, self.records.get(&c.name), "ContainerCreating")).collect()
+            };
             let (init_views, views) = (waiting(spec.init_containers.as_deref().unwrap_or_default()), waiting(&spec.containers));
             let pod_ip = Some(self.pod_ip.get()).filter(|ip| !ip.is_empty());
-            let new_status = status::pod_status(pod, &init_views, &views, &self.ctx.node_address, pod_ip.as_deref(), false, &api::time::now());
+            let new_status =
+                status::pod_status(pod, &init_views, &views, &self.ctx.node_address, pod_ip.as_deref(), false, &api::time::now());
             self.write_status(pod, new_status).await;
             return Outcome::Wait(self.volumes_due);
         }
@@ -562,7 +571,15 @@ impl PodWorker {
                 if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
                     if let Err(message) = lifecycle::run(runtime.as_ref(), &id, hook, c, &pod_ip, grace_period(pod)).await {
                         self.ctx.recorder.record(pod.as_ref(), EventType::Warning, "FailedPostStartHook", &message).await;
-                        self.ctx.recorder.record(pod.as_ref(), EventType::Normal, "Killing", &format!("FailedPostStartHook: container {} will be restarted", c.name)).await;
+                        self.ctx
+                            .recorder
+                            .record(
+                                pod.as_ref(),
+                                EventType::Normal,
+                                "Killing",
+                                &format!("FailedPostStartHook: container {} will be restarted", c.name),
+                            )
+                            .await;
                         let _ = runtime.stop_container(&id, grace_period(pod).max(MINIMUM_GRACE)).await;
                     }
                 }
@@ -991,7 +1008,10 @@ mod tests {
             })
         }
 
-        fn spawn_worker(ctx: Arc<Context>, pod: Arc<Pod>) -> (watch::Sender<Option<Arc<Pod>>>, CancellationToken, tokio::task::JoinHandle<()>) {
+        fn spawn_worker(
+            ctx: Arc<Context>,
+            pod: Arc<Pod>,
+        ) -> (watch::Sender<Option<Arc<Pod>>>, CancellationToken, tokio::task::JoinHandle<()>) {
             let (tx, rx) = watch::channel(Some(pod));
             let cancel = CancellationToken::new();
             let mut events = ctx.runtime.subscribe();
@@ -1104,7 +1124,9 @@ mod tests {
         /// would have to assume 137 (ContainerStatusUnknown) and restart it.
         #[tokio::test]
         async fn a_restarted_agent_learns_the_real_exit_code_of_a_container_that_ended_meanwhile() {
-            use k8s_openapi::api::core::v1::{ContainerState as PodContainerState, ContainerStateRunning, ContainerStatus as PodContainerStatus};
+            use k8s_openapi::api::core::v1::{
+                ContainerState as PodContainerState, ContainerStateRunning, ContainerStatus as PodContainerStatus,
+            };
             let dir = tempfile::tempdir().unwrap();
             let state = dir.path().join("state");
             let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::open(&state, shim_binary()).unwrap());

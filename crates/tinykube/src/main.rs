@@ -142,8 +142,7 @@ enum RolloutAction {
 }
 
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
@@ -223,7 +222,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Pause => anyhow::bail!("tinykube pause must not run inside the async runtime"),
     }
 }
-
 
 /// Sends a signal to a process.
 #[allow(unsafe_code)]

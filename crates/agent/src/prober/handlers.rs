@@ -337,7 +337,10 @@ mod tests {
         let env = vec![("PATH".to_string(), std::env::var("PATH").unwrap_or_default()), ("WHO".to_string(), "app".to_string())];
         assert_eq!(exec(&sh("exit 0"), &env, None, SECOND).await, Outcome::Success);
         assert_eq!(exec(&sh("exit 1"), &env, None, SECOND).await, Outcome::Failure(String::new()));
-        assert_eq!(exec(&sh("echo not $WHO; echo ready >&2; exit 3"), &env, None, SECOND).await, Outcome::Failure("not app\nready\n".into()));
+        assert_eq!(
+            exec(&sh("echo not $WHO; echo ready >&2; exit 3"), &env, None, SECOND).await,
+            Outcome::Failure("not app\nready\n".into())
+        );
         assert_eq!(
             exec(&sh("sleep 5"), &env, None, Duration::from_millis(200)).await,
             Outcome::Failure("command \"sh -c sleep 5\" timed out".into())

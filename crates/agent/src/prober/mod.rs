@@ -106,8 +106,6 @@ impl PodIp {
     }
 }
 
-
-
 /// Which of a container's three probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProbeType {
@@ -195,10 +193,7 @@ impl Results {
 
     fn get(&self, container: &str, probe_type: ProbeType, container_id: &str) -> Option<ProbeResult> {
         let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
-        latest
-            .get(&(container.to_string(), probe_type))
-            .filter(|(id, _)| id == container_id)
-            .map(|(_, result)| *result)
+        latest.get(&(container.to_string(), probe_type)).filter(|(id, _)| id == container_id).map(|(_, result)| *result)
     }
 }
 
@@ -450,9 +445,7 @@ mod tests {
     async fn a_changed_result_rings_once_and_an_unchanged_one_not_at_all() {
         let results = Results::default();
         results.set("app", ProbeType::Readiness, Some(("c1".into(), ProbeResult::Success)));
-        tokio::time::timeout(std::time::Duration::from_millis(100), results.changed.notified())
-            .await
-            .expect("the change rang");
+        tokio::time::timeout(std::time::Duration::from_millis(100), results.changed.notified()).await.expect("the change rang");
         results.set("app", ProbeType::Readiness, Some(("c1".into(), ProbeResult::Success)));
         let rang = tokio::time::timeout(std::time::Duration::from_millis(50), results.changed.notified()).await;
         assert!(rang.is_err(), "the same result again does not ring");

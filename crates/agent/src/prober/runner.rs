@@ -16,10 +16,10 @@ use k8s_openapi::api::core::v1::{Container, Pod, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::handlers::{self, HttpGet, Outcome};
-use super::{ProbeResult, ProbeType};
-use crate::runtime::{ExecSync, Runtime};
 use super::PodIp;
+use super::{ProbeResult, ProbeType};
 use crate::pods::pod_ref;
+use crate::runtime::{ExecSync, Runtime};
 
 /// `timeoutSeconds` when unset.
 const DEFAULT_TIMEOUT_SECONDS: i32 = 1;
@@ -89,7 +89,10 @@ impl ContainerProber {
         }
         if let Some(action) = &p.http_get {
             if action.scheme.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("https")) {
-                return Outcome::Error("HTTPS probes are not supported by tinykube's agent (it has no TLS client); use scheme HTTP or a tcpSocket probe".into());
+                return Outcome::Error(
+                    "HTTPS probes are not supported by tinykube's agent (it has no TLS client); use scheme HTTP or a tcpSocket probe"
+                        .into(),
+                );
             }
             let port = match resolve_port(&action.port, &self.container) {
                 Ok(port) => port,
@@ -207,7 +210,10 @@ mod tests {
         use k8s_openapi::api::core::v1::TCPSocketAction;
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
-        let probe = Probe { tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(i32::from(port)), host: None }), ..Default::default() };
+        let probe = Probe {
+            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(i32::from(port)), host: None }),
+            ..Default::default()
+        };
         assert_eq!(prober(probe).run_handler("c1").await, Outcome::Success);
     }
 }

@@ -116,7 +116,15 @@ pub struct ProbeState {
 
 impl ProbeState {
     pub fn new(probe_type: ProbeType, settings: Settings) -> Self {
-        ProbeState { probe_type, settings, container_id: None, on_hold: false, last_result: None, result_run: 0, published: None }
+        ProbeState {
+            probe_type,
+            settings,
+            container_id: None,
+            on_hold: false,
+            last_result: None,
+            result_run: 0,
+            published: None,
+        }
     }
 
     /// The result the worker publishes now, for which run.
@@ -277,7 +285,12 @@ mod tests {
     use ProbeResult::{Failure, Success, Unknown};
 
     fn settings(initial_delay: u64, success: u32, failure: u32) -> Settings {
-        Settings { initial_delay: Duration::from_secs(initial_delay), period: Duration::from_secs(10), success_threshold: success, failure_threshold: failure }
+        Settings {
+            initial_delay: Duration::from_secs(initial_delay),
+            period: Duration::from_secs(10),
+            success_threshold: success,
+            failure_threshold: failure,
+        }
     }
 
     fn running(id: &str, since: Instant, started: bool) -> ContainerSnapshot {
@@ -287,8 +300,22 @@ mod tests {
     #[test]
     fn settings_default_like_upstream() {
         let s = Settings::of(ProbeType::Readiness, &Probe::default());
-        assert_eq!(s, Settings { initial_delay: Duration::ZERO, period: Duration::from_secs(10), success_threshold: 1, failure_threshold: 3 });
-        let p = Probe { success_threshold: Some(3), failure_threshold: Some(5), period_seconds: Some(2), initial_delay_seconds: Some(4), ..Default::default() };
+        assert_eq!(
+            s,
+            Settings {
+                initial_delay: Duration::ZERO,
+                period: Duration::from_secs(10),
+                success_threshold: 1,
+                failure_threshold: 3
+            }
+        );
+        let p = Probe {
+            success_threshold: Some(3),
+            failure_threshold: Some(5),
+            period_seconds: Some(2),
+            initial_delay_seconds: Some(4),
+            ..Default::default()
+        };
         assert_eq!(Settings::of(ProbeType::Readiness, &p), settings(4, 3, 5).with_period(2));
         assert_eq!(Settings::of(ProbeType::Liveness, &p).success_threshold, 1, "liveness needs one success");
         assert_eq!(Settings::of(ProbeType::Startup, &p).success_threshold, 1, "startup needs one success");
@@ -344,7 +371,8 @@ mod tests {
     fn decisions_follow_initial_delay_startup_gating_and_container_state() {
         let t0 = Instant::now();
         let s = |secs: u64| t0 + Duration::from_secs(secs);
-        let exited = |will_restart: bool| ContainerSnapshot { container_id: Some("c1".into()), running_since: None, will_restart, started: false };
+        let exited =
+            |will_restart: bool| ContainerSnapshot { container_id: Some("c1".into()), running_since: None, will_restart, started: false };
         // (probe type, initial delay, snapshot, now, step, published)
         type Row = (ProbeType, u64, ContainerSnapshot, Instant, Step, Option<ProbeResult>);
         let table: Vec<Row> = vec![

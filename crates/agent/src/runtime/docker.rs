@@ -42,8 +42,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, EndpointSettings, ExecConfig, HostConfig, Ipam,
-    IpamConfig, MountType, NetworkCreateRequest, NetworkingConfig, PortBinding, VolumeCreateRequest,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, EndpointSettings, ExecConfig, HostConfig, Ipam, IpamConfig,
+    MountType, NetworkCreateRequest, NetworkingConfig, PortBinding, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, CreateImageOptions, EventsOptions, InspectContainerOptions, ListContainersOptions,
@@ -134,7 +134,10 @@ pub struct DockerRuntime {
 
 impl std::fmt::Debug for DockerRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DockerRuntime").field("engine", &self.engine_version).field("network", &self.network).finish_non_exhaustive()
+        f.debug_struct("DockerRuntime")
+            .field("engine", &self.engine_version)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
     }
 }
 
@@ -312,7 +315,8 @@ fn pause_context(binary: &Path) -> std::io::Result<Vec<u8>> {
     header.set_cksum();
     tar.append_data(&mut header, "Dockerfile", &dockerfile[..])?;
     for (i, file) in pause_files(binary)?.iter().enumerate() {
-        let inside = if i == 0 { PathBuf::from("rootfs/tinykube") } else { Path::new("rootfs").join(file.strip_prefix("/").unwrap_or(file)) };
+        let inside =
+            if i == 0 { PathBuf::from("rootfs/tinykube") } else { Path::new("rootfs").join(file.strip_prefix("/").unwrap_or(file)) };
         tar.append_path_with_name(file, inside)?;
     }
     tar.into_inner()
@@ -323,7 +327,10 @@ fn pause_context(binary: &Path) -> std::io::Result<Vec<u8>> {
 fn pause_tag(binary: &Path) -> String {
     let meta = std::fs::metadata(binary).ok();
     let size = meta.as_ref().map_or(0, |m| m.len());
-    let mtime = meta.and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    let mtime = meta
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
     format!("tinykube/pause:{}-{:x}", env!("CARGO_PKG_VERSION"), (u128::from(size) << 64) ^ mtime)
 }
 
@@ -376,12 +383,20 @@ impl DockerRuntime {
         let request = NetworkCreateRequest {
             name: self.network.clone(),
             driver: Some("bridge".into()),
-            ipam: Some(Ipam { config: Some(vec![IpamConfig { subnet: Some(self.config.pod_cidr.clone()), ..Default::default() }]), ..Default::default() }),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig { subnet: Some(self.config.pod_cidr.clone()), ..Default::default() }]),
+                ..Default::default()
+            }),
             labels: Some(HashMap::from([(LABEL_NODE.to_string(), self.config.node_name.clone())])),
             ..Default::default()
         };
         self.docker.create_network(request).await.map_err(|e| {
-            RuntimeError::InvalidConfig(format!("cannot create docker network {} with subnet {}: {}", self.network, self.config.pod_cidr, engine_message(&e)))
+            RuntimeError::InvalidConfig(format!(
+                "cannot create docker network {} with subnet {}: {}",
+                self.network,
+                self.config.pod_cidr,
+                engine_message(&e)
+            ))
         })?;
         tracing::info!(network = %self.network, subnet = %self.config.pod_cidr, "created the node's pod network");
         Ok(())
@@ -393,7 +408,11 @@ impl DockerRuntime {
     async fn load(self: &Arc<Self>) -> Result<(), RuntimeError> {
         let node = self.config.node_name.clone();
         let filters = label_filter(&[(LABEL_NODE, &node), (LABEL_TYPE, TYPE_CONTAINER)]);
-        let listed = self.docker.list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() })).await.map_err(engine)?;
+        let listed = self
+            .docker
+            .list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() }))
+            .await
+            .map_err(engine)?;
         for summary in listed {
             let Some(id) = summary.id else { continue };
             if let Ok(status) = self.inspect(&id).await {
@@ -493,7 +512,8 @@ impl DockerRuntime {
         if self.image_status(&tag).await?.is_none() {
             tracing::info!(image = %tag, "building the pod sandbox image from this binary");
             let context = pause_context(&self.config.pause_binary)?;
-            let options = BuildImageOptions { t: Some(tag.clone()), dockerfile: "Dockerfile".into(), rm: true, forcerm: true, ..Default::default() };
+            let options =
+                BuildImageOptions { t: Some(tag.clone()), dockerfile: "Dockerfile".into(), rm: true, forcerm: true, ..Default::default() };
             let mut build = self.docker.build_image(options, None, Some(bollard::body_full(context.into())));
             while let Some(step) = build.next().await {
                 match step {
@@ -632,7 +652,9 @@ async fn copy_logs(docker: Docker, id: String, path: PathBuf) -> std::io::Result
     let mut buf = Vec::new();
     while let Some(chunk) = stream.next().await {
         let (stream_kind, message) = match chunk {
-            Ok(bollard::container::LogOutput::StdOut { message }) | Ok(bollard::container::LogOutput::Console { message }) => (Stream::Stdout, message),
+            Ok(bollard::container::LogOutput::StdOut { message }) | Ok(bollard::container::LogOutput::Console { message }) => {
+                (Stream::Stdout, message)
+            }
             Ok(bollard::container::LogOutput::StdErr { message }) => (Stream::Stderr, message),
             Ok(_) => continue,
             Err(e) => return Err(std::io::Error::other(engine_message(&e))),
@@ -678,7 +700,8 @@ impl Runtime for DockerRuntime {
         let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
         for p in &config.port_mappings {
             let key = format!("{}/{}", p.container_port, p.protocol.to_ascii_lowercase());
-            let binding = PortBinding { host_ip: Some(p.host_ip.clone()).filter(|h| !h.is_empty()), host_port: Some(p.host_port.to_string()) };
+            let binding =
+                PortBinding { host_ip: Some(p.host_ip.clone()).filter(|h| !h.is_empty()), host_port: Some(p.host_port.to_string()) };
             port_bindings.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(binding);
         }
         let network_mode = if config.host_network { "host".to_string() } else { self.network.clone() };
@@ -696,9 +719,8 @@ impl Runtime for DockerRuntime {
                 oom_score_adj: Some(self.oom_score_adj(-998)),
                 ..Default::default()
             }),
-            networking_config: (!config.host_network).then(|| NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(network_mode, EndpointSettings::default())])),
-            }),
+            networking_config: (!config.host_network)
+                .then(|| NetworkingConfig { endpoints_config: Some(HashMap::from([(network_mode, EndpointSettings::default())])) }),
             ..Default::default()
         };
         let created = self
@@ -773,7 +795,11 @@ impl Runtime for DockerRuntime {
 
     async fn list_pod_sandboxes(&self) -> Vec<SandboxStatus> {
         let filters = label_filter(&[(LABEL_NODE, &self.config.node_name), (LABEL_TYPE, TYPE_SANDBOX)]);
-        let listed = match self.docker.list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() })).await {
+        let listed = match self
+            .docker
+            .list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() }))
+            .await
+        {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(error = %engine_message(&e), "cannot list pod sandboxes");
@@ -820,7 +846,9 @@ impl Runtime for DockerRuntime {
                 return Err(RuntimeError::Engine(format!("Error response from daemon: {}", engine_message(&e))));
             }
         }
-        self.image_status(image).await?.ok_or_else(|| RuntimeError::Engine(format!("image {image} is not present after its pull")))
+        self.image_status(image)
+            .await?
+            .ok_or_else(|| RuntimeError::Engine(format!("image {image} is not present after its pull")))
     }
 
     async fn create_container(&self, config: ContainerConfig) -> Result<String, RuntimeError> {

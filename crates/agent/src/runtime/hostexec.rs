@@ -91,11 +91,12 @@ pub async fn exec_sync(argv: &[String], ctx: &Context, timeout: Duration, limit:
         Err(e) => return ExecSync::NotStarted(start_error(&argv[0], &e)),
     };
     let pid = child.id();
-    let readers: Vec<_> = [child.stdout.take().map(|p| Box::new(p) as Box<dyn AsyncRead + Send + Unpin>), child.stderr.take().map(|p| Box::new(p) as _)]
-        .into_iter()
-        .flatten()
-        .map(|pipe| tokio::spawn(read_capped(pipe, limit)))
-        .collect();
+    let readers: Vec<_> =
+        [child.stdout.take().map(|p| Box::new(p) as Box<dyn AsyncRead + Send + Unpin>), child.stderr.take().map(|p| Box::new(p) as _)]
+            .into_iter()
+            .flatten()
+            .map(|pipe| tokio::spawn(read_capped(pipe, limit)))
+            .collect();
     let status = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) => status,
         Ok(Err(e)) => return ExecSync::NotStarted(format!("cannot wait for the command: {e}")),
@@ -144,7 +145,9 @@ async fn run(ctx: Context, request: ExecRequest, mut input: mpsc::Receiver<ExecI
     }
     let piped = |wanted: bool| if wanted { Stdio::piped() } else { Stdio::null() };
     let mut cmd = command(&request.command, &ctx);
-    cmd.stdin(piped(request.stdin)).stdout(piped(request.stdout || request.tty)).stderr(piped(request.stderr || request.tty));
+    cmd.stdin(piped(request.stdin))
+        .stdout(piped(request.stdout || request.tty))
+        .stderr(piped(request.stderr || request.tty));
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {

@@ -34,7 +34,6 @@
 //!   network and the image is not used.
 //! - `hollow` (simulated, for scale tests) is planned behind this same trait.
 
-
 pub mod docker;
 pub mod hostexec;
 pub mod process;
@@ -291,7 +290,10 @@ pub enum ExecOutput {
     Stdout(Vec<u8>),
     Stderr(Vec<u8>),
     /// The command's exit code (-1 with `error` when it never ran).
-    Exit { code: i32, error: String },
+    Exit {
+        code: i32,
+        error: String,
+    },
 }
 
 /// A running exec: CRI's streaming `Exec`. Dropping both ends before the

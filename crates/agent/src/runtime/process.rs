@@ -203,8 +203,7 @@ impl ProcessRuntime {
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            let record: Option<StateFile> =
-                std::fs::read(&path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
+            let record: Option<StateFile> = std::fs::read(&path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
             let Some(r) = record else {
                 tracing::warn!(path = %path.display(), "removing an unreadable container state file");
                 remove_file_if_exists(&path);
@@ -259,11 +258,7 @@ impl ProcessRuntime {
             log_path: r.log_path.clone(),
             ..Default::default()
         };
-        let entry = Arc::new(Entry {
-            config,
-            status: watch::Sender::new(status),
-            start_time: Mutex::new(Some(r.start_time)),
-        });
+        let entry = Arc::new(Entry { config, status: watch::Sender::new(status), start_time: Mutex::new(Some(r.start_time)) });
         self.lock().insert(id, entry.clone());
         entry
     }
@@ -298,10 +293,7 @@ impl ProcessRuntime {
     }
 
     fn notify(&self, entry: &Entry) {
-        let _ = self.events.send(ContainerEvent {
-            pod_uid: entry.config.pod.uid.clone(),
-            container_id: entry.snapshot().id,
-        });
+        let _ = self.events.send(ContainerEvent { pod_uid: entry.config.pod.uid.clone(), container_id: entry.snapshot().id });
     }
 
     fn fail_start(&self, entry: &Entry, message: String) -> RuntimeError {
@@ -512,9 +504,7 @@ impl Runtime for ProcessRuntime {
             return Err(self.fail_start(&entry, format!("cannot talk to the shim: {e}")));
         }
         // Our unreaped child is at worst a zombie, so its /proc entry exists.
-        let shim_id = shim
-            .id()
-            .and_then(|pid| sys::proc_stat(pid).map(|s| ProcessId { pid, start_time: s.start_time }));
+        let shim_id = shim.id().and_then(|pid| sys::proc_stat(pid).map(|s| ProcessId { pid, start_time: s.start_time }));
         let (pid, start_time) = match read_handshake(shim.stdout.take()).await {
             Ok(Handshake::Started { pid, start_time }) => (pid, start_time),
             Ok(Handshake::Failed { error }) => {
@@ -1012,8 +1002,7 @@ mod tests {
                 started_at: jiff::Timestamp::now().to_string(),
                 log_path: dir.path().join("x.log"),
             };
-            std::fs::write(state.join(format!("{}.json", container_id("uid-1", name, 0))), serde_json::to_vec(&record).unwrap())
-                .unwrap();
+            std::fs::write(state.join(format!("{}.json", container_id("uid-1", name, 0))), serde_json::to_vec(&record).unwrap()).unwrap();
         }
         let rt = open(&state);
         assert!(rt.list_containers().await.is_empty());

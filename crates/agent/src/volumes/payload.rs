@@ -283,10 +283,20 @@ mod tests {
         for (items, default_mode, optional, want) in [
             (vec![], 0o600, false, Ok(owned(&[("a", "1", 0o600), ("b", "2", 0o600), ("bin", "\u{fffd}\0", 0o600)]))),
             (vec![item("a", "conf/a.txt", None)], DEFAULT_MODE, false, Ok(owned(&[("conf/a.txt", "1", 0o644)]))),
-            (vec![item("a", "x", Some(0o400)), item("b", "y", None)], DEFAULT_MODE, false, Ok(owned(&[("x", "1", 0o400), ("y", "2", 0o644)]))),
+            (
+                vec![item("a", "x", Some(0o400)), item("b", "y", None)],
+                DEFAULT_MODE,
+                false,
+                Ok(owned(&[("x", "1", 0o400), ("y", "2", 0o644)])),
+            ),
             (vec![item("a", "x", None), item("nope", "y", None)], DEFAULT_MODE, true, Ok(owned(&[("x", "1", 0o644)]))),
             (vec![item("nope", "y", None)], DEFAULT_MODE, false, Err("configmap references non-existent config key: nope".to_string())),
-            (vec![item("a", "x", Some(0o1777))], DEFAULT_MODE, false, Err("invalid mode 1023: must be a number between 0 and 0777 (octal), both inclusive".to_string())),
+            (
+                vec![item("a", "x", Some(0o1777))],
+                DEFAULT_MODE,
+                false,
+                Err("invalid mode 1023: must be a number between 0 and 0777 (octal), both inclusive".to_string()),
+            ),
         ] {
             let got = config_map_payload(&items, &cm, default_mode, optional).map(|p| files(&p)).map_err(|e| e.to_string());
             assert_eq!(got, want, "{items:?}");
@@ -300,7 +310,10 @@ mod tests {
             string_data: Some([("pw".to_string(), "s3cret".to_string())].into()),
             ..Default::default()
         };
-        assert_eq!(files(&secret_payload(&[], &secret, 0o400, false).unwrap()), owned(&[("pw", "s3cret", 0o400), ("user", "admin", 0o400)]));
+        assert_eq!(
+            files(&secret_payload(&[], &secret, 0o400, false).unwrap()),
+            owned(&[("pw", "s3cret", 0o400), ("user", "admin", 0o400)])
+        );
         let err = secret_payload(&[item("token", "t", None)], &secret, DEFAULT_MODE, false).unwrap_err();
         assert_eq!(err.to_string(), "secret references non-existent secret key: token");
         // An optional secret that is missing is fetched as an empty object.
@@ -322,7 +335,9 @@ mod tests {
                 containers: vec![Container {
                     name: "app".into(),
                     resources: Some(ResourceRequirements {
-                        requests: Some([("cpu".to_string(), Quantity("250m".into())), ("memory".to_string(), Quantity("64Mi".into()))].into()),
+                        requests: Some(
+                            [("cpu".to_string(), Quantity("250m".into())), ("memory".to_string(), Quantity("64Mi".into()))].into(),
+                        ),
                         limits: Some([("memory".to_string(), Quantity("128Mi".into()))].into()),
                         ..Default::default()
                     }),
@@ -389,7 +404,8 @@ mod tests {
             ("limits.gpu", None, Err("unsupported container resource : limits.gpu")),
             ("cpu", None, Err("unsupported container resource : cpu")),
         ] {
-            let selector = ResourceFieldSelector { resource: resource.into(), divisor: divisor.map(|d| Quantity(d.into())), container_name: None };
+            let selector =
+                ResourceFieldSelector { resource: resource.into(), divisor: divisor.map(|d| Quantity(d.into())), container_name: None };
             let got = resource_field_value(&selector, container, &node).map_err(|e| e.to_string());
             assert_eq!(got, want.map(str::to_string).map_err(str::to_string), "{resource} / {divisor:?}");
         }
@@ -414,8 +430,17 @@ mod tests {
             }),
             ..Default::default()
         };
-        let got = downward_api_payload(&[field("labels", "metadata.labels", None), field("name", "metadata.name", Some(0o400)), resource("cpu", Some("app"))], &pod, &node, 0o600).unwrap();
-        assert_eq!(files(&got), owned(&[("cpu", "2000", 0o600), ("labels", "app=\"shop\"\ntier=\"front\"", 0o600), ("name", "web", 0o400)]));
+        let got = downward_api_payload(
+            &[field("labels", "metadata.labels", None), field("name", "metadata.name", Some(0o400)), resource("cpu", Some("app"))],
+            &pod,
+            &node,
+            0o600,
+        )
+        .unwrap();
+        assert_eq!(
+            files(&got),
+            owned(&[("cpu", "2000", 0o600), ("labels", "app=\"shop\"\ntier=\"front\"", 0o600), ("name", "web", 0o400)])
+        );
 
         for (items, want) in [
             (vec![resource("cpu", Some("sidecar"))], "container sidecar not found"),
