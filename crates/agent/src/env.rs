@@ -173,6 +173,16 @@ pub async fn resolve(
                     path => field_ref_value(pod, path, host_ip),
                 }
                 .ok_or_else(|| EnvError(format!("unsupported fieldRef {:?} in env {:?}", f.field_path, var.name)))?
+            } else if let Some(r) = &from.resource_field_ref {
+                // The container named, else this one; an unset limit is the
+                // node's allocatable amount, as upstream.
+                let named = r.container_name.as_deref().filter(|n| !n.is_empty());
+                let target = match named {
+                    Some(n) => pod.spec.as_ref().and_then(|s| s.containers.iter().find(|c| c.name == n)).unwrap_or(container),
+                    None => container,
+                };
+                let node = crate::volumes::payload::NodeAllocatable::from_host(&crate::node::HostInfo::read());
+                crate::volumes::payload::resource_field_value(r, target, &node).map_err(|e| EnvError(format!("env {:?}: {e}", var.name)))?
             } else if let Some(k) = &from.config_map_key_ref {
                 let optional = k.optional == Some(true);
                 match sources.config_map(&k.name).await? {
