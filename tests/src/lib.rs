@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub mod docker;
+
 /// The `tinykube` binary, built once per test run.
 pub fn tinykube_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
