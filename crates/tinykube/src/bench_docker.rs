@@ -41,7 +41,9 @@ use std::time::{Duration, Instant};
 use agent::runtime::docker::{LABEL_NODE, LABEL_TYPE};
 use anyhow::{anyhow, bail, Context, Result};
 use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkCreateRequest, NetworkingConfig};
-use bollard::query_parameters::{CreateContainerOptions, ListContainersOptions, ListImagesOptions, RemoveContainerOptions};
+use bollard::query_parameters::{
+    CreateContainerOptions, ListContainersOptions, ListImagesOptions, ListNetworksOptions, RemoveContainerOptions,
+};
 use bollard::Docker;
 use client::{Api, Client, ListParams, WatchEvent};
 use futures::StreamExt;
@@ -68,12 +70,15 @@ pub struct DockerArgs {
     /// The app image; it must be present (nothing is pulled).
     #[arg(long, default_value = "tinykube.local/busybox:1")]
     pub image: String,
-    /// The server node's pod range (its bridge network's subnet).
-    #[arg(long, default_value = "10.88.250.0/24")]
-    pub pod_cidr: String,
-    /// The subnet of the floor's own bridge network.
-    #[arg(long, default_value = "10.88.251.0/24")]
-    pub floor_cidr: String,
+    /// The server node's pod range (its bridge network's subnet);
+    /// default: the first 10.88.N.0/24, N from 250 up, that no Docker
+    /// network uses.
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
+    /// The subnet of the floor's own bridge network; default: the next
+    /// free one.
+    #[arg(long)]
+    pub floor_cidr: Option<String>,
     /// Seconds to let the server settle before reading its RSS.
     #[arg(long, default_value_t = 5)]
     pub settle: u64,
@@ -194,10 +199,14 @@ pub async fn docker(args: DockerArgs) -> Result<()> {
 
 impl Bench {
     async fn measure(&mut self, args: &DockerArgs) -> Result<()> {
-        self.create_floor_network(&args.floor_cidr).await?;
+        let mut free = self.free_subnets().await?.into_iter();
+        let pod_cidr = args.pod_cidr.clone().or_else(|| free.next()).context("no free 10.88.N.0/24 for the node")?;
+        let floor_cidr = args.floor_cidr.clone().or_else(|| free.find(|s| *s != pod_cidr)).context("no free 10.88.N.0/24 for the floor")?;
+        println!("networks: node tinykube-{} on {pod_cidr}, floor {} on {floor_cidr}", self.run, self.floor_network);
+        self.create_floor_network(&floor_cidr).await?;
         let pause_before = self.pause_images().await;
         let t = Instant::now();
-        self.start_server(args).await?;
+        self.start_server(args, &pod_cidr).await?;
         println!("server: start → Ready node {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
 
         // Warm-up: the agent's first sandbox (which builds the pause image
@@ -253,7 +262,7 @@ impl Bench {
         Ok(())
     }
 
-    async fn start_server(&mut self, args: &DockerArgs) -> Result<()> {
+    async fn start_server(&mut self, args: &DockerArgs, pod_cidr: &str) -> Result<()> {
         let exe = std::env::current_exe()?;
         let dir = std::env::temp_dir().join(&self.run);
         let _ = std::fs::remove_dir_all(&dir);
@@ -263,7 +272,7 @@ impl Bench {
             None => Stdio::null(),
         };
         let child = tokio::process::Command::new(&exe)
-            .args(["server", "--runtime", "docker", "--pod-cidr", &args.pod_cidr, "--node-name", &self.run])
+            .args(["server", "--runtime", "docker", "--pod-cidr", pod_cidr, "--node-name", &self.run])
             .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(&dir)
             .env("RUST_LOG", &args.server_log_level)
@@ -381,6 +390,20 @@ impl Bench {
 
     // -- the floor -----------------------------------------------------------
 
+    /// The 10.88.N.0/24 that no Docker network uses, N from 250 to 254
+    /// (the e2e tests keep below 250).
+    async fn free_subnets(&self) -> Result<Vec<String>> {
+        let used: HashSet<String> = self
+            .docker
+            .list_networks(None::<ListNetworksOptions>)
+            .await?
+            .into_iter()
+            .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
+            .filter_map(|c| c.subnet)
+            .collect();
+        Ok((250..=254).map(|n| format!("10.88.{n}.0/24")).filter(|s| !used.contains(s)).collect())
+    }
+
     async fn create_floor_network(&self, subnet: &str) -> Result<()> {
         let request = NetworkCreateRequest {
             name: self.floor_network.clone(),
@@ -479,10 +502,15 @@ impl Bench {
                 }
             }
         }
+        // The engine may report endpoints of just-removed containers for a
+        // moment; a network it still refuses after that is reported.
         for network in [format!("tinykube-{}", self.run), self.floor_network.clone()] {
-            match self.docker.remove_network(&network).await {
-                Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
-                Err(e) => eprintln!("cleanup: removing network {network}: {e}"),
+            for attempt in 1..=10 {
+                match self.docker.remove_network(&network).await {
+                    Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => break,
+                    Err(e) if attempt == 10 => eprintln!("cleanup: removing network {network}: {e}"),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
             }
         }
     }
