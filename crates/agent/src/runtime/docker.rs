@@ -42,8 +42,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, EndpointSettings, ExecConfig, HostConfig, Ipam, IpamConfig,
-    MountType, NetworkCreateRequest, NetworkingConfig, PortBinding, VolumeCreateRequest,
+    ContainerCreateBody, ContainerCreateResponse, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummaryStateEnum,
+    EndpointSettings, ExecConfig, HostConfig, Ipam, IpamConfig, MountType, NetworkCreateRequest, NetworkingConfig, PortBinding,
+    VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, CreateImageOptions, EventsOptions, InspectContainerOptions, ListContainersOptions,
@@ -272,11 +273,28 @@ fn pause_files(binary: &Path) -> std::io::Result<Vec<PathBuf>> {
         .collect();
     // The dynamic loader at the path the binary names (the mappings show
     // where its symlink leads instead).
-    files.extend(interpreter(&std::fs::read(binary)?).map(PathBuf::from));
+    files.extend(interpreter_of(binary)?.map(PathBuf::from));
     files.sort();
     files.dedup();
     files.insert(0, binary.to_path_buf());
     Ok(files)
+}
+
+/// The program interpreter of the ELF file at `path`, read from its first
+/// 64 KiB, where linkers put the headers and the interpreter's name; the
+/// whole file is read only when they are not there. (Reading all of a
+/// binary of tens of MB costs the agent that much memory, which the
+/// allocator then keeps.)
+fn interpreter_of(path: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    const HEAD: u64 = 64 * 1024;
+    let mut head = Vec::new();
+    std::fs::File::open(path)?.take(HEAD).read_to_end(&mut head)?;
+    match interpreter(&head) {
+        Some(found) => Ok(Some(found)),
+        None if head.len() as u64 == HEAD => Ok(interpreter(&std::fs::read(path)?)),
+        None => Ok(None),
+    }
 }
 
 /// The program interpreter (`PT_INTERP`) a 64-bit little-endian ELF file
@@ -304,7 +322,11 @@ fn interpreter(elf: &[u8]) -> Option<String> {
 /// The build context of the pause image: a Dockerfile and the files, the
 /// binary at `/tinykube`, each library at its own path.
 fn pause_context(binary: &Path) -> std::io::Result<Vec<u8>> {
-    let mut tar = tar::Builder::new(Vec::new());
+    let files = pause_files(binary)?;
+    // Sized up front (each entry: its data, a header, padding, maybe a long
+    // name): grown by doubling, the buffer would reach twice the binary's size.
+    let size: u64 = files.iter().map(|f| std::fs::metadata(f).map_or(0, |m| m.len()) + 2048).sum::<u64>() + 4096;
+    let mut tar = tar::Builder::new(Vec::with_capacity(usize::try_from(size).unwrap_or(0)));
     tar.follow_symlinks(true);
     // The classic builder cannot read GNU sparse entries.
     tar.sparse(false);
@@ -314,7 +336,7 @@ fn pause_context(binary: &Path) -> std::io::Result<Vec<u8>> {
     header.set_mode(0o644);
     header.set_cksum();
     tar.append_data(&mut header, "Dockerfile", &dockerfile[..])?;
-    for (i, file) in pause_files(binary)?.iter().enumerate() {
+    for (i, file) in files.iter().enumerate() {
         let inside =
             if i == 0 { PathBuf::from("rootfs/tinykube") } else { Path::new("rootfs").join(file.strip_prefix("/").unwrap_or(file)) };
         tar.append_path_with_name(file, inside)?;
@@ -424,6 +446,20 @@ impl DockerRuntime {
             }
         }
         Ok(())
+    }
+
+    /// Creates a container named `name`. One of that name already there
+    /// (the engine answers 409) is removed and the create made again: a
+    /// remove before every create would cost an engine call per container.
+    async fn create_named(&self, name: String, body: ContainerCreateBody) -> Result<ContainerCreateResponse, bollard::errors::Error> {
+        let options = || Some(CreateContainerOptions { name: Some(name.clone()), ..Default::default() });
+        match self.docker.create_container(options(), body.clone()).await {
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
+                let _ = self.docker.remove_container(&name, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+                self.docker.create_container(options(), body).await
+            }
+            other => other,
+        }
     }
 
     /// Inspects a container and refreshes its cache entry.
@@ -694,9 +730,6 @@ impl Runtime for DockerRuntime {
     async fn run_pod_sandbox(&self, config: SandboxConfig) -> Result<String, RuntimeError> {
         let image = self.pause_image().await?;
         let name = sandbox_name(&config.pod, config.attempt);
-        // A sandbox of this attempt left behind (a crash between create and
-        // start) is replaced.
-        let _ = self.docker.remove_container(&name, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
         let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
         for p in &config.port_mappings {
             let key = format!("{}/{}", p.container_port, p.protocol.to_ascii_lowercase());
@@ -723,11 +756,9 @@ impl Runtime for DockerRuntime {
                 .then(|| NetworkingConfig { endpoints_config: Some(HashMap::from([(network_mode, EndpointSettings::default())])) }),
             ..Default::default()
         };
-        let created = self
-            .docker
-            .create_container(Some(CreateContainerOptions { name: Some(name), ..Default::default() }), body)
-            .await
-            .map_err(engine)?;
+        // A sandbox of this attempt left behind (a crash between create and
+        // start) is replaced.
+        let created = self.create_named(name, body).await.map_err(engine)?;
         if let Err(e) = self.docker.start_container(&created.id, None).await {
             let _ = self.docker.remove_container(&created.id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
             return Err(engine(e));
@@ -806,15 +837,32 @@ impl Runtime for DockerRuntime {
                 return Vec::new();
             }
         };
-        let mut all = Vec::new();
-        for s in listed {
-            if let Some(id) = s.id {
-                if let Ok(status) = self.pod_sandbox_status(&id).await {
-                    all.push(status);
-                }
-            }
-        }
-        all
+        // The list carries each sandbox's labels, state and addresses: no
+        // inspect per sandbox (every new pod's worker lists them all once).
+        listed
+            .into_iter()
+            .filter_map(|s| {
+                let labels = s.labels.unwrap_or_default();
+                // As `inspect`'s `running`, which is also true while paused or restarting.
+                let running = matches!(
+                    s.state,
+                    Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::PAUSED | ContainerSummaryStateEnum::RESTARTING)
+                );
+                let ip = s
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .and_then(|mut n| n.remove(&self.network))
+                    .and_then(|e| e.ip_address)
+                    .filter(|ip| !ip.is_empty());
+                Some(SandboxStatus {
+                    id: s.id?,
+                    pod: pod_of(&labels),
+                    attempt: attempt_of(&labels),
+                    state: if running { SandboxState::Ready } else { SandboxState::NotReady },
+                    ip,
+                })
+            })
+            .collect()
     }
 
     async fn image_status(&self, image: &str) -> Result<Option<String>, RuntimeError> {
@@ -895,12 +943,7 @@ impl Runtime for DockerRuntime {
         }
         let name = container_name(&config.pod, &config.name, config.attempt);
         // An earlier try of this same attempt (created, never started) is replaced.
-        let _ = self.docker.remove_container(&name, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
-        let created = self
-            .docker
-            .create_container(Some(CreateContainerOptions { name: Some(name), ..Default::default() }), body)
-            .await
-            .map_err(|e| RuntimeError::InvalidConfig(engine_message(&e)))?;
+        let created = self.create_named(name, body).await.map_err(|e| RuntimeError::InvalidConfig(engine_message(&e)))?;
         self.inspect(&created.id).await?;
         Ok(created.id)
     }
@@ -1087,6 +1130,7 @@ mod tests {
         assert_eq!(files[0], exe);
         assert!(files.iter().any(|f| f.to_string_lossy().contains("libc.so")), "{files:?}");
         let named = interpreter(&std::fs::read(&exe).unwrap()).expect("a dynamically linked test binary");
+        assert_eq!(interpreter_of(&exe).unwrap().as_deref(), Some(named.as_str()), "the head of the file names it too");
         assert!(files.contains(&PathBuf::from(&named)), "{named} in {files:?}");
     }
 }
