@@ -504,6 +504,10 @@ spec:
     assert_eq!(container_status(&fine, "app")["containerID"], fine_id);
     assert_eq!(container_status(&fine, "app")["restartCount"], 0);
 
+    // A user polling `kubectl get pod` sees the failed pull too: the
+    // kubelet reports ErrImagePull until it next syncs the pod, and it
+    // does not sync a pod again for the status it wrote itself.
+    dc.cluster.wait_for("ErrImagePull seen by a poll", Duration::from_secs(30), || waiting("missing", "ErrImagePull"))?;
     Ok(())
 }
 

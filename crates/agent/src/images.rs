@@ -115,7 +115,12 @@ impl ImageManager {
                 let message = format!("Failed to pull image {image:?}: {e}");
                 event(EventType::Warning, "Failed", message.clone()).await;
                 event(EventType::Warning, "Failed", "Error: ErrImagePull".into()).await;
-                Err(Waiting { reason: "ErrImagePull".into(), message, retry_in: self.backoff.get(&image) })
+                // The kubelet's pod worker retries a failed sync after its
+                // own back-off period (the image back-off's base, plus
+                // jitter), not when the image's back-off ends: so the pod
+                // shows ErrImagePull for a while, then, once the image's
+                // back-off has grown past that period, ImagePullBackOff.
+                Err(Waiting { reason: "ErrImagePull".into(), message, retry_in: self.backoff_base() * 5 / 4 })
             }
         }
     }

@@ -38,7 +38,18 @@ impl PodWorkers {
     pub fn update(&mut self, pod: Arc<Pod>) {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         if let Some(tx) = self.workers.get(&uid) {
-            tx.send_replace(Some(pod));
+            // The informer's echo of a status write (most often the
+            // worker's own) replaces the worker's copy without waking it:
+            // a resync for it would turn a just-reported ErrImagePull into
+            // ImagePullBackOff at once and record every BackOff event
+            // twice. The kubelet's sync loop, too, wakes a pod worker for
+            // spec changes, runtime events and timers, not for status. A
+            // poke sent before the echo still wakes the worker.
+            tx.send_if_modified(|current| {
+                let echo = current.as_deref().is_some_and(|old| status_echo(old, &pod));
+                *current = Some(pod);
+                !echo
+            });
             return;
         }
         let (tx, rx) = watch::channel(Some(pod));
@@ -112,5 +123,46 @@ impl PodWorkers {
         }
         self.cancel.cancel();
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Whether `new` is `old` with only its status changed (and so its
+/// resourceVersion and managedFields).
+fn status_echo(old: &Pod, new: &Pod) -> bool {
+    let strip = |p: &Pod| {
+        let mut p = p.clone();
+        p.status = None;
+        p.metadata.resource_version = None;
+        p.metadata.managed_fields = None;
+        p
+    };
+    strip(old) == strip(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
+
+    fn pod(rv: &str, phase: &str, image: &str) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some("p".into());
+        p.metadata.resource_version = Some(rv.into());
+        p.spec = Some(PodSpec {
+            containers: vec![k8s_openapi::api::core::v1::Container { name: "c".into(), image: Some(image.into()), ..Default::default() }],
+            ..Default::default()
+        });
+        p.status = Some(PodStatus { phase: Some(phase.into()), ..Default::default() });
+        p
+    }
+
+    #[test]
+    fn only_a_status_change_is_an_echo() {
+        let old = pod("1", "Pending", "busybox");
+        assert!(status_echo(&old, &pod("2", "Running", "busybox")));
+        assert!(!status_echo(&old, &pod("2", "Pending", "busybox:2")), "a new image is a spec change");
+        let mut deleting = pod("2", "Pending", "busybox");
+        deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()));
+        assert!(!status_echo(&old, &deleting), "a deletion is not an echo");
     }
 }
