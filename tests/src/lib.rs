@@ -254,9 +254,22 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
+    /// Stops the server, then fails the test if the server's log holds a
+    /// panic: a handler's panic is caught and answered with a 500, so only
+    /// the log tells, and no request of any test may reach one.
     fn drop(&mut self) {
         if self.server.is_some() {
             let _ = self.stop();
+        }
+        let log = std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default();
+        if let Some(at) = log.find(" panicked at ") {
+            let start = log[..at].rfind('\n').map_or(0, |i| i + 1);
+            let excerpt: String = log[start..].lines().take(12).collect::<Vec<_>>().join("\n");
+            if std::thread::panicking() {
+                eprintln!("the server log holds a panic:\n{excerpt}");
+            } else {
+                panic!("the server log holds a panic:\n{excerpt}");
+            }
         }
     }
 }
