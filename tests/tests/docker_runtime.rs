@@ -691,3 +691,114 @@ fn the_python_app_walk_through() -> Result<()> {
     assert!(err.contains("NotFound") || err.contains("not found"), "{err}");
     Ok(())
 }
+
+/// Volumes: an init container's output reaches the app container through
+/// an emptyDir; a configMap volume follows an edit of its ConfigMap inside
+/// the running container; a read-only mount refuses writes.
+#[test]
+fn volumes_carry_an_init_containers_output_and_follow_a_configmap_edit() -> Result<()> {
+    let Some((dc, k)) = setup(&[])? else { return Ok(()) };
+    dc.cluster.apply(&format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings}}
+data: {{greeting: hello}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: vols}}
+spec:
+  initContainers:
+  - name: prepare
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo prepared-by-init > /work/note"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sh", "-c", "cat /work/note; while true; do cat /config/greeting; echo; sleep 0.5; done"]
+    volumeMounts:
+    - {{name: work, mountPath: /work}}
+    - {{name: config, mountPath: /config}}
+  volumes:
+  - {{name: work, emptyDir: {{}}}}
+  - {{name: config, configMap: {{name: settings}}}}
+"#
+    ))?;
+    let logs = || k.run(&["logs", "vols", "-c", "app"]).map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    dc.cluster.wait_for("the init container's note and the greeting", Duration::from_secs(90), || {
+        let l = logs();
+        (l.starts_with("prepared-by-init\n") && l.contains("hello")).then_some(())
+    })?;
+    k.ok(&["patch", "configmap", "settings", "--type=merge", "-p", r#"{"data":{"greeting":"bye"}}"#])?;
+    dc.cluster
+        .wait_for("the edit visible inside the container", Duration::from_secs(60), || logs().contains("bye").then_some(()))?;
+    assert_eq!(k.ok(&["exec", "vols", "--", "cat", "/config/greeting"])?, "bye");
+    let (code, _, err) = k.fails(&["exec", "vols", "--", "sh", "-c", "echo x > /config/greeting"])?;
+    assert!(code != 0 && err.contains("Read-only file system"), "{code} {err}");
+    Ok(())
+}
+
+/// Hooks and restarts: postStart runs in the container before it counts
+/// as started, preStop runs before the stop signal; a container that keeps
+/// failing goes to CrashLoopBackOff and `logs --previous` shows its last
+/// run; `resourceFieldRef` reaches the environment.
+#[test]
+fn hooks_crash_loops_previous_logs_and_resource_env() -> Result<()> {
+    let Some((dc, k)) = setup(&[])? else { return Ok(()) };
+    let out = dc.cluster.data_dir.path().join("hook-out");
+    dc.cluster.apply(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: hooked}}
+spec:
+  terminationGracePeriodSeconds: 10
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo limit=$MEM_MI; sleep 3600"]
+    env:
+    - name: MEM_MI
+      valueFrom: {{resourceFieldRef: {{resource: limits.memory, divisor: 1Mi}}}}
+    resources: {{limits: {{memory: 64Mi}}}}
+    lifecycle:
+      postStart: {{exec: {{command: ["sh", "-c", "echo started > /tmp/post"]}}}}
+      preStop: {{exec: {{command: ["sh", "-c", "echo stopping > /out/prestop"]}}}}
+    volumeMounts: [{{name: out, mountPath: /out}}]
+  volumes:
+  - {{name: out, hostPath: {{path: "{out}", type: DirectoryOrCreate}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: crashy}}
+spec:
+  containers:
+  - name: app
+    image: {BUSYBOX}
+    command: ["sh", "-c", "echo run at $(date +%s%N); exit 1"]
+"#,
+        out = out.display()
+    ))?;
+    dc.cluster.wait_for("hooked Running", Duration::from_secs(60), || {
+        let p = k.get_json(&["pod", "hooked"]).ok()?;
+        is_running_and_ready(&p).then_some(())
+    })?;
+    assert_eq!(k.ok(&["exec", "hooked", "--", "cat", "/tmp/post"])?, "started\n", "postStart ran in the container");
+    assert!(k.ok(&["logs", "hooked"])?.contains("limit=64"), "resourceFieldRef in the environment");
+
+    let crashy = dc.cluster.wait_for("CrashLoopBackOff", Duration::from_secs(90), || {
+        let p = k.get_json(&["pod", "crashy"]).ok()?;
+        let s = p["status"]["containerStatuses"][0].clone();
+        (s["state"]["waiting"]["reason"] == "CrashLoopBackOff" && s["restartCount"].as_i64()? >= 2).then_some(s)
+    })?;
+    assert_eq!(crashy["lastState"]["terminated"]["exitCode"], 1, "{crashy}");
+    let previous = k.ok(&["logs", "crashy", "--previous"])?;
+    assert!(previous.starts_with("run at "), "{previous}");
+
+    // preStop runs in the container before it is stopped.
+    k.ok(&["delete", "pod", "hooked", "--wait=false"])?;
+    dc.cluster.wait_for("the preStop hook's file", Duration::from_secs(30), || {
+        std::fs::read_to_string(out.join("prestop")).ok().filter(|t| t == "stopping\n").map(|_| ())
+    })?;
+    Ok(())
+}
