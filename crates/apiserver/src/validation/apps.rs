@@ -221,3 +221,65 @@ pub fn validate_stateful_set_update(new: &StatefulSet, old: &StatefulSet) -> Err
     }
     Vec::new()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn deployment(spec_extra: Value) -> Deployment {
+        let mut spec = json!({
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"restartPolicy": "Always", "containers": [{"name": "c", "image": "i"}]}},
+        });
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), spec_extra.as_object()) {
+            s.extend(e.clone());
+        }
+        serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": spec})).unwrap()
+    }
+
+    /// Each row: upstream's rule, what the spec changes, the messages.
+    #[test]
+    fn validate_deployment_matches_upstream() {
+        let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+            ("a valid deployment", json!({}), vec![]),
+            ("replicas", json!({"replicas": -1}), vec!["spec.replicas: Invalid value: -1: must be greater than or equal to 0"]),
+            (
+                "not both zero",
+                json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": "0%"}}}),
+                vec!["spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"0%\"}: may not be 0 when `maxSurge` is 0"],
+            ),
+            (
+                "at most 100%",
+                json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": "150%"}}}),
+                vec!["spec.strategy.rollingUpdate.maxUnavailable: Invalid value: intstr.IntOrString{Type:1, IntVal:0, StrVal:\"150%\"}: must not be greater than 100%"],
+            ),
+            (
+                "progressDeadlineSeconds > minReadySeconds",
+                json!({"minReadySeconds": 10, "progressDeadlineSeconds": 10}),
+                vec!["spec.progressDeadlineSeconds: Invalid value: 10: must be greater than minReadySeconds"],
+            ),
+            (
+                "revisionHistoryLimit",
+                json!({"revisionHistoryLimit": -1}),
+                vec!["spec.revisionHistoryLimit: Invalid value: -1: must be greater than or equal to 0"],
+            ),
+            (
+                "empty selector",
+                json!({"selector": {}}),
+                vec!["spec.selector: Invalid value: {}: empty selector is invalid for deployment"],
+            ),
+            (
+                "Recreate takes no rollingUpdate",
+                json!({"strategy": {"type": "Recreate", "rollingUpdate": {}}}),
+                vec!["spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'"],
+            ),
+        ];
+        for (rule, extra, want) in cases {
+            let got: Vec<String> = validate_deployment(&deployment(extra)).iter().map(FieldError::to_string_with_field).collect();
+            assert_eq!(got, want, "{rule}");
+        }
+    }
+}

@@ -892,3 +892,160 @@ pub fn default_target_port(port: i32, target: &mut Option<IntOrString>) {
         *target = Some(IntOrString::Int(port));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn messages(errs: ErrorList) -> Vec<String> {
+        errs.iter().map(FieldError::to_string_with_field).collect()
+    }
+
+    fn pod(spec: Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": spec})).unwrap()
+    }
+
+    /// Each row: upstream's rule, a pod spec, and the messages it gets.
+    #[test]
+    fn validate_pod_spec_matches_upstream() {
+        let c = |extra: Value| {
+            let mut c = json!({"name": "c", "image": "busybox"});
+            if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
+                c.extend(e.clone());
+            }
+            json!({"containers": [c]})
+        };
+        let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+            ("a minimal pod", c(json!({})), vec![]),
+            (
+                "IsValidPortNum",
+                c(json!({"ports": [{"containerPort": 70000, "protocol": "TCP"}]})),
+                vec!["spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"],
+            ),
+            (
+                "supportedPortProtocols",
+                c(json!({"ports": [{"containerPort": 80, "hostPort": 70000, "protocol": "HTTP"}]})),
+                vec![
+                    "spec.containers[0].ports[0].hostPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+                    "spec.containers[0].ports[0].protocol: Unsupported value: \"HTTP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
+                ],
+            ),
+            ("image is required", json!({"containers": [{"name": "c"}]}), vec!["spec.containers[0].image: Required value"]),
+            (
+                "requests <= limits",
+                c(json!({"resources": {"limits": {"cpu": "1"}, "requests": {"cpu": "2"}}})),
+                vec!["spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1"],
+            ),
+            (
+                "standard resource names",
+                c(json!({"resources": {"limits": {"gpu": "1"}}})),
+                vec!["spec.containers[0].resources.limits[gpu]: Invalid value: \"gpu\": must be a standard resource for containers"],
+            ),
+            (
+                "volumeMounts refer to volumes",
+                c(json!({"volumeMounts": [{"name": "data", "mountPath": "/data"}]})),
+                vec!["spec.containers[0].volumeMounts[0].name: Not found: \"data\""],
+            ),
+            (
+                "one volume source",
+                json!({"containers": [{"name": "c", "image": "i"}], "volumes": [{"name": "v"}, {"name": "w", "emptyDir": {}, "hostPath": {"path": "/"}}, {"name": "w", "emptyDir": {}}]}),
+                vec![
+                    "spec.volumes[0]: Required value: must specify a volume type",
+                    "spec.volumes[1].hostPath: Forbidden: may not specify more than 1 volume type",
+                    "spec.volumes[2].name: Duplicate value: \"w\"",
+                ],
+            ),
+            (
+                "dnsPolicy",
+                json!({"containers": [{"name": "c", "image": "i"}], "dnsPolicy": "Sometimes"}),
+                vec!["spec.dnsPolicy: Unsupported value: \"Sometimes\": supported values: \"ClusterFirstWithHostNet\", \"ClusterFirst\", \"Default\", \"None\""],
+            ),
+            (
+                "activeDeadlineSeconds",
+                json!({"containers": [{"name": "c", "image": "i"}], "activeDeadlineSeconds": 0}),
+                vec!["spec.activeDeadlineSeconds: Invalid value: 0: must be between 1 and 2147483647, inclusive"],
+            ),
+            (
+                "nodeName is a subdomain",
+                json!({"containers": [{"name": "c", "image": "i"}], "nodeName": "Node_1"}),
+                vec!["spec.nodeName: Invalid value: \"Node_1\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"],
+            ),
+            (
+                "probes need a handler",
+                c(json!({"livenessProbe": {"periodSeconds": 5}})),
+                vec!["spec.containers[0].livenessProbe: Required value: must specify a handler type"],
+            ),
+            (
+                "env names",
+                c(json!({"env": [{"name": "A=B"}]})),
+                vec!["spec.containers[0].env[0].name: Invalid value: \"A=B\": a valid environment variable name must consist only of printable ASCII characters other than '='"],
+            ),
+        ];
+        for (rule, spec, want) in cases {
+            assert_eq!(messages(validate_pod(&pod(spec))), want, "{rule}");
+        }
+    }
+
+    #[test]
+    fn pod_updates_change_only_images_and_deadlines() {
+        let old = pod(json!({"containers": [{"name": "c", "image": "a"}], "activeDeadlineSeconds": 10}));
+        let image = pod(json!({"containers": [{"name": "c", "image": "b"}], "activeDeadlineSeconds": 5}));
+        assert!(validate_pod_update(&image, &old).is_empty());
+        let longer = pod(json!({"containers": [{"name": "c", "image": "a"}], "activeDeadlineSeconds": 20}));
+        assert_eq!(
+            messages(validate_pod_update(&longer, &old)),
+            vec!["spec.activeDeadlineSeconds: Invalid value: 20: must be less than or equal to previous value"]
+        );
+        let more = pod(json!({"containers": [{"name": "c", "image": "a"}, {"name": "d", "image": "a"}], "activeDeadlineSeconds": 10}));
+        assert_eq!(
+            messages(validate_pod_update(&more, &old)),
+            vec!["spec.containers: Forbidden: pod updates may not add or remove containers"]
+        );
+        let node = pod(json!({"containers": [{"name": "c", "image": "a"}], "activeDeadlineSeconds": 10, "nodeName": "n"}));
+        let errs = validate_pod_update(&node, &old);
+        assert!(errs[0].message.starts_with("Forbidden: pod updates may not change fields other than `spec.containers[*].image`"));
+    }
+
+    #[test]
+    fn config_maps_and_secrets_match_upstream() {
+        let cm: ConfigMap = serde_json::from_value(json!({"data": {"..": "x", "ok": "y"}, "binaryData": {"ok": "eQ=="}})).unwrap();
+        assert_eq!(
+            messages(validate_config_map(&cm)),
+            vec![
+                "data[..]: Invalid value: \"..\": must not be '..'",
+                "data[ok]: Invalid value: \"ok\": duplicate of key present in binaryData",
+                "binaryData[ok]: Invalid value: \"ok\": duplicate of key present in data",
+            ]
+        );
+        let big: ConfigMap = serde_json::from_value(json!({"data": {"a": "x".repeat(MAX_SECRET_SIZE + 1)}})).unwrap();
+        assert_eq!(messages(validate_config_map(&big)), vec![": Too long: must have at most 1048576 bytes"]);
+        let tls: Secret = serde_json::from_value(json!({"type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}})).unwrap();
+        assert_eq!(messages(validate_secret(&tls)), vec!["data[tls.key]: Required value"]);
+        let old: Secret = serde_json::from_value(json!({"type": "Opaque"})).unwrap();
+        assert_eq!(messages(validate_secret_update(&tls, &old)), vec!["type: Invalid value: \"kubernetes.io/tls\": field is immutable"]);
+    }
+
+    #[test]
+    fn services_match_upstream() {
+        let svc: Service = serde_json::from_value(json!({"spec": {"type": "NodePort", "ports": [
+            {"port": 80, "protocol": "TCP", "targetPort": 8080},
+            {"name": "b", "port": 70000, "protocol": "TCP", "targetPort": "Bad_Name", "nodePort": 80},
+        ]}}))
+        .unwrap();
+        assert_eq!(
+            messages(validate_service(&svc)),
+            vec![
+                "spec.ports[0].name: Required value",
+                "spec.ports[1].port: Invalid value: 70000: must be between 1 and 65535, inclusive",
+                "spec.ports[1].targetPort: Invalid value: \"Bad_Name\": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
+                "spec.ports[1].nodePort: Invalid value: 80: provided port is not in the valid range. The range of valid ports is 30000-32767",
+            ]
+        );
+        let odd: Service = serde_json::from_value(json!({"spec": {"type": "Magic", "ports": [{"port": 1, "protocol": "TCP"}]}})).unwrap();
+        assert_eq!(
+            messages(validate_service(&odd)),
+            vec!["spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""]
+        );
+    }
+}
