@@ -45,7 +45,9 @@ fn validate_template_for_controller(template: &PodTemplateSpec, selector: Option
     }
     errs.extend(validate_pod_template_spec(template, "spec.template"));
     let spec = template.spec.clone().unwrap_or_default();
-    let policy = spec.restart_policy.as_deref().unwrap_or_default();
+    // Not every workload's template is defaulted here; an absent policy
+    // is upstream's default, Always.
+    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
     if policy != "Always" {
         errs.push(FieldError::not_supported("spec.template.spec.restartPolicy", quote(policy), &["Always"]));
     }
@@ -281,5 +283,27 @@ mod tests {
             let got: Vec<String> = validate_deployment(&deployment(extra)).iter().map(FieldError::to_string_with_field).collect();
             assert_eq!(got, want, "{rule}");
         }
+    }
+
+    /// DaemonSets, StatefulSets and Jobs keep their templates as written, so
+    /// what upstream would default (restart policy, port protocol) is read
+    /// as its default.
+    #[test]
+    fn undefaulted_templates_read_as_upstreams_defaults() {
+        let ds: DaemonSet = serde_json::from_value(json!({"metadata": {"name": "ds"}, "spec": {
+            "selector": {"matchLabels": {"app": "ds"}},
+            "template": {"metadata": {"labels": {"app": "ds"}}, "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80}]}]}},
+        }}))
+        .unwrap();
+        assert_eq!(validate_daemon_set(&ds), Vec::<FieldError>::new());
+        let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({"metadata": {"name": "j"}, "spec": {
+            "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}},
+        }}))
+        .unwrap();
+        let got: Vec<String> = crate::validation::batch::validate_job(&job).iter().map(FieldError::to_string_with_field).collect();
+        assert_eq!(
+            got,
+            vec!["spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""]
+        );
     }
 }

@@ -35,7 +35,8 @@ pub fn validate_job(job: &Job) -> ErrorList {
         errs.extend(validate_label_selector(selector, "spec.selector"));
     }
     errs.extend(validate_pod_template_spec(&spec.template, "spec.template"));
-    let policy = spec.template.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or_default();
+    // An absent policy is upstream's default, Always, which a Job refuses.
+    let policy = spec.template.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always");
     if !matches!(policy, "OnFailure" | "Never") {
         errs.push(FieldError::not_supported("spec.template.spec.restartPolicy", quote(policy), &["OnFailure", "Never"]));
     }

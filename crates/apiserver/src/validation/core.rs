@@ -32,8 +32,10 @@ pub const MAX_SECRET_SIZE: usize = 1024 * 1024;
 /// refuses to be parsed at all.
 pub const QUANTITY_FORMAT_ERROR: &str = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
+/// A port's protocol. An absent one is upstream's default, TCP (not every
+/// kind that embeds ports is defaulted here); an empty one is missing.
 fn protocol(value: Option<&str>, field: String) -> ErrorList {
-    match value.unwrap_or_default() {
+    match value.unwrap_or("TCP") {
         "" => vec![FieldError::required(field)],
         p if PROTOCOLS.contains(&p) => Vec::new(),
         p => vec![FieldError::not_supported(field, quote(p), PROTOCOLS)],
