@@ -1050,4 +1050,43 @@ mod tests {
             vec!["spec.type: Unsupported value: \"Magic\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""]
         );
     }
+
+    /// The cluster's own records, one row per rule.
+    #[test]
+    fn records_match_upstream() {
+        let ev: Event = serde_json::from_value(
+            json!({"metadata": {"name": "e", "namespace": "default"}, "involvedObject": {"kind": "Pod", "namespace": "other"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            messages(validate_event(&ev)),
+            vec!["involvedObject.namespace: Invalid value: \"other\": does not match event.namespace"]
+        );
+        let node_event: Event =
+            serde_json::from_value(json!({"metadata": {"name": "e", "namespace": "default"}, "involvedObject": {"kind": "Node"}})).unwrap();
+        assert!(validate_event(&node_event).is_empty());
+        let ep: Endpoints = serde_json::from_value(
+            json!({"subsets": [{"addresses": [{"ip": "10.0.0.300"}], "ports": [{"port": 80}, {"name": "b", "port": 0}]}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            messages(validate_endpoints(&ep)),
+            vec![
+                "subsets[0].addresses[0].ip: Invalid value: \"10.0.0.300\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                "subsets[0].ports[0].name: Required value",
+                "subsets[0].ports[1].port: Invalid value: 0: must be between 1 and 65535, inclusive",
+            ]
+        );
+        let node: Node = serde_json::from_value(json!({"spec": {"taints": [{"key": "k", "effect": "Sometimes"}]}})).unwrap();
+        assert_eq!(
+            messages(validate_node(&node)),
+            vec!["spec.taints[0].effect: Unsupported value: \"Sometimes\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\""]
+        );
+        let lease: k8s_openapi::api::coordination::v1::Lease =
+            serde_json::from_value(json!({"spec": {"leaseDurationSeconds": 0}})).unwrap();
+        assert_eq!(
+            messages(crate::validation::coordination::validate_lease(&lease)),
+            vec!["spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"]
+        );
+    }
 }
