@@ -355,6 +355,15 @@ fn bad_objects_are_refused_with_upstreams_answers() -> Result<()> {
         assert_eq!(revision(&cluster)?, before, "{}: the store changed", case.rule);
     }
 
+    // A resourceVersion that is not a positive revision is dropped, as
+    // upstream's store does (kubernetes/kubernetes#113847).
+    for (name, rv) in [("rv-zero", "0"), ("rv-negative", "-1")] {
+        let body = config_map(name, json!({"metadata": {"name": name, "resourceVersion": rv}}));
+        let (code, created) = request(&cluster, "POST", CONFIGMAPS, JSON, &body.to_string())?;
+        assert_eq!(code, 201, "{rv}: {created}");
+        assert_ne!(created["metadata"]["resourceVersion"], json!(rv));
+    }
+
     // A changed creation time is quietly put back (`BeforeUpdate`), so the
     // patch is a no-op and nothing is written.
     let before = revision(&cluster)?;

@@ -898,3 +898,54 @@ fn decode_continue(token: &str, prefix: &str) -> Result<(String, i64), ApiError>
     }
     Ok((start, rv))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configmaps() -> &'static ResourceInfo {
+        api::resources::RESOURCES.iter().find(|r| r.resource == "configmaps").unwrap()
+    }
+
+    fn stored() -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": "cm", "namespace": "default", "uid": "u1", "creationTimestamp": "2024-01-01T00:00:00Z",
+        }})
+    }
+
+    /// Each row: upstream's rule, the object an update produced, and the
+    /// error it gets (empty when it goes on to validation).
+    #[test]
+    fn before_update_matches_upstream() {
+        let cases = [
+            ("checkName: name", json!({"metadata": {"name": "other"}}), "the name of the object (other) does not match the name on the URL (cm)"),
+            (
+                "checkName: namespace",
+                json!({"metadata": {"name": "cm", "namespace": "x"}}),
+                "the namespace of the object (x) does not match the namespace on the request (default)",
+            ),
+            ("patcher: not an object", json!([]), " \"\" is invalid: patch: Invalid value: \"[]\": couldn't get version/kind; json parse error: json: cannot unmarshal array into Go value of type struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }"),
+            ("patcher: null", Value::Null, " \"\" is invalid: patch: Invalid value: \"null\": Object 'Kind' is missing in 'null'"),
+            ("BeforeUpdate: an omitted uid is the stored one", json!({"metadata": {"name": "cm"}}), ""),
+        ];
+        for (rule, mut new, want) in cases {
+            match before_update(configmaps(), "default", "cm", &stored(), &mut new) {
+                Ok(()) => {
+                    assert_eq!(want, "", "{rule}");
+                    assert_eq!(new["metadata"]["uid"], "u1", "{rule}");
+                    assert_eq!(new["metadata"]["namespace"], "default", "{rule}");
+                }
+                Err(e) => assert_eq!(e.message, want, "{rule}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_creation_time_is_always_the_stored_one() {
+        let mut new = json!({"metadata": {"name": "cm", "uid": "u2", "creationTimestamp": "2001-01-01T00:00:00Z"}});
+        before_update(configmaps(), "default", "cm", &stored(), &mut new).unwrap();
+        assert_eq!(new["metadata"]["creationTimestamp"], "2024-01-01T00:00:00Z");
+        // A uid the client changed is left for validation to refuse.
+        assert_eq!(new["metadata"]["uid"], "u2");
+    }
+}
