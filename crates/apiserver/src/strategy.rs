@@ -9,6 +9,11 @@
 //! [`Strategy`] impl per typed kind; the registry calls it through
 //! [`normalize`], which round-trips the JSON through the `k8s-openapi` type
 //! so a malformed object (a string where a number belongs) is a clear 400.
+//!
+//! The rules themselves live in [`crate::validation`]; a strategy only
+//! says which of them its kind follows. Every write — create, update,
+//! patch, status, scale, Binding — passes through [`normalize`], so it is
+//! the one place an object is validated, whichever front door it came in by.
 
 use api::status::FieldError;
 use api::{ApiError, ResourceInfo};
