@@ -143,6 +143,23 @@ pub fn validate_pod_spec(spec: &PodSpec, field: &str) -> ErrorList {
     if let Some(s) = spec.subdomain.as_deref().filter(|s| !s.is_empty()) {
         errs.extend(validate_dns1123_label(s, &format!("{field}.subdomain")));
     }
+    errs.extend(validate_labels(spec.node_selector.as_ref(), &format!("{field}.nodeSelector")));
+    // On the host's network a container's port is the node's port.
+    if spec.host_network == Some(true) {
+        for (list, containers) in [("initContainers", init), ("containers", spec.containers.as_slice())] {
+            for (i, c) in containers.iter().enumerate() {
+                for (j, p) in c.ports.iter().flatten().enumerate() {
+                    if p.host_port.is_some_and(|h| h != 0 && h != p.container_port) {
+                        errs.push(FieldError::invalid(
+                            format!("{field}.{list}[{i}].ports[{j}].hostPort"),
+                            p.host_port.unwrap_or_default(),
+                            "must match `containerPort` when `hostNetwork` is true",
+                        ));
+                    }
+                }
+            }
+        }
+    }
     for (i, t) in spec.tolerations.iter().flatten().enumerate() {
         errs.extend(validate_toleration(t, &format!("{field}.tolerations[{i}]")));
     }
@@ -245,6 +262,7 @@ fn validate_volumes(volumes: &[Volume], field: &str) -> (ErrorList, BTreeSet<Str
         }
         let json = serde_json::to_value(v).unwrap_or_default();
         let present: Vec<&str> = VOLUME_SOURCES.iter().copied().filter(|s| json.get(*s).is_some_and(|x| !x.is_null())).collect();
+        errs.extend(validate_volume_source_fields(&json, &at));
         match present.as_slice() {
             [] => errs.push(FieldError::required_because(at.clone(), "must specify a volume type")),
             [_] => {}
@@ -256,6 +274,27 @@ fn validate_volumes(volumes: &[Volume], field: &str) -> (ErrorList, BTreeSet<Str
         }
     }
     (errs, names)
+}
+
+/// The field each common volume source cannot do without: the object it
+/// mounts, or the path on the node.
+fn validate_volume_source_fields(volume: &serde_json::Value, field: &str) -> ErrorList {
+    let required = [
+        ("configMap", "name"),
+        ("secret", "secretName"),
+        ("hostPath", "path"),
+        ("persistentVolumeClaim", "claimName"),
+        ("nfs", "path"),
+        ("nfs", "server"),
+    ];
+    let mut errs = Vec::new();
+    for (source, key) in required {
+        let Some(src) = volume.get(source).filter(|s| s.is_object()) else { continue };
+        if src.get(key).and_then(|v| v.as_str()).unwrap_or_default().is_empty() {
+            errs.push(FieldError::required(format!("{field}.{source}.{key}")));
+        }
+    }
+    errs
 }
 
 /// `validateContainers` (and `validateInitContainers`): unique DNS-label
@@ -957,6 +996,16 @@ mod tests {
                     "spec.volumes[1].hostPath: Forbidden: may not specify more than 1 volume type",
                     "spec.volumes[2].name: Duplicate value: \"w\"",
                 ],
+            ),
+            (
+                "volume sources name what they mount",
+                json!({"containers": [{"name": "c", "image": "i"}], "volumes": [{"name": "v", "configMap": {}}]}),
+                vec!["spec.volumes[0].configMap.name: Required value"],
+            ),
+            (
+                "hostNetwork ports",
+                json!({"hostNetwork": true, "containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80, "hostPort": 8080}]}]}),
+                vec!["spec.containers[0].ports[0].hostPort: Invalid value: 8080: must match `containerPort` when `hostNetwork` is true"],
             ),
             (
                 "dnsPolicy",
