@@ -86,6 +86,34 @@ impl FieldError {
         }
     }
 
+    /// `Required value: detail`, upstream's `field.Required` with a detail.
+    pub fn required_because(field: impl Into<String>, detail: impl AsRef<str>) -> Self {
+        FieldError {
+            field: field.into(),
+            reason: "FieldValueRequired",
+            message: format!("Required value: {}", detail.as_ref()),
+        }
+    }
+
+    /// `Duplicate value: "x"`.
+    pub fn duplicate(field: impl Into<String>, value: impl std::fmt::Display) -> Self {
+        FieldError { field: field.into(), reason: "FieldValueDuplicate", message: format!("Duplicate value: {value}") }
+    }
+
+    /// `Not found: "x"`: a reference to something the object does not have.
+    pub fn not_found(field: impl Into<String>, value: impl std::fmt::Display) -> Self {
+        FieldError { field: field.into(), reason: "FieldValueNotFound", message: format!("Not found: {value}") }
+    }
+
+    /// `Too long: must have at most N bytes`.
+    pub fn too_long(field: impl Into<String>, max_bytes: usize) -> Self {
+        FieldError {
+            field: field.into(),
+            reason: "FieldValueTooLong",
+            message: format!("Too long: must have at most {max_bytes} bytes"),
+        }
+    }
+
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
         FieldError { field: field.into(), reason: "FieldValueForbidden", message: format!("Forbidden: {}", detail.into()) }
     }
@@ -171,6 +199,12 @@ impl ApiError {
         Self::new(500, "InternalError", format!("Internal error occurred: {message}"))
     }
 
+    /// 500 with no reason: an error upstream's storage returns as a plain
+    /// Go error, which the handler turns into `StatusReasonUnknown`.
+    pub fn unknown(message: impl Into<String>) -> Self {
+        Self::new(500, "", message.into())
+    }
+
     pub fn is_not_found(&self) -> bool {
         self.code == 404
     }
@@ -194,6 +228,13 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        // An error that is not a Status upstream (a storage failure) has the
+        // empty reason `StatusReasonUnknown`, which the JSON leaves out.
+        if self.reason.is_empty() {
+            if let Some(m) = v.as_object_mut() {
+                m.remove("reason");
+            }
+        }
         if let Some(d) = &self.details {
             v["details"] = serde_json::to_value(d).unwrap_or_default();
         }

@@ -18,6 +18,8 @@
 //! - [`registry`]: get, list, create, update, delete and bind over the
 //!   store, with compare-and-swap and graceful pod deletion.
 //! - [`strategy`]: per-kind defaulting, validation and the status split.
+//! - [`validation`]: upstream's validation rules and messages, for every
+//!   kind and every verb.
 //! - [`watch`]: store events as Kubernetes watch events, with selectors.
 //! - [`patch`]: JSON patch, merge patch and strategic merge patch.
 //! - [`patchmeta`]: upstream's `patchStrategy` and `patchMergeKey` tags, the
@@ -50,6 +52,7 @@ pub mod registry;
 pub mod rest;
 pub mod strategy;
 pub mod table;
+pub mod validation;
 pub mod watch;
 
 use std::sync::Arc;

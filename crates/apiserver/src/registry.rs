@@ -21,7 +21,7 @@ use std::sync::Arc;
 use api::fields::FieldSelector;
 use api::labels::Selector;
 use api::status::FieldError;
-use api::{names, ApiError, ResourceInfo};
+use api::{ApiError, ResourceInfo};
 use serde_json::{json, Value};
 use store::{Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyValue, Kv, PutRequest, RangeRequest, RequestOp, TxnRequest};
 
@@ -160,7 +160,7 @@ fn store_err(e: store::Error) -> ApiError {
 pub fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
     let mut obj: Value = serde_json::from_slice(&kv.value)
         .map_err(|e| ApiError::internal(format!("stored object under {:?} is not JSON: {e}", String::from_utf8_lossy(&kv.key))))?;
-    obj["metadata"]["resourceVersion"] = Value::String(kv.mod_revision.to_string());
+    set_meta(&mut obj, "resourceVersion", Some(Value::String(kv.mod_revision.to_string())));
     Ok(obj)
 }
 
@@ -286,36 +286,6 @@ impl Registry {
         }
     }
 
-    fn validate_meta(&self, info: &ResourceInfo, obj: &Value) -> Result<(), ApiError> {
-        let name = meta_str(obj, "name");
-        let mut errs = Vec::new();
-        if name.is_empty() {
-            errs.push(FieldError {
-                field: "metadata.name".into(),
-                reason: "FieldValueRequired",
-                message: "Required value: name or generateName is required".into(),
-            });
-        } else {
-            let problems = if strategy::name_is_label(info) { names::validate_label(name) } else { names::validate_subdomain(name) };
-            errs.extend(problems.into_iter().map(|p| FieldError::invalid("metadata.name", format!("\"{name}\""), p)));
-        }
-        if let Some(labels) = obj["metadata"]["labels"].as_object() {
-            for (k, v) in labels {
-                for p in names::validate_label_key(k) {
-                    errs.push(FieldError::invalid("metadata.labels", format!("\"{k}\""), p));
-                }
-                for p in names::validate_label_value(v.as_str().unwrap_or("-")) {
-                    errs.push(FieldError::invalid(format!("metadata.labels.{k}"), v, p));
-                }
-            }
-        }
-        if errs.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::invalid(info.group, info.kind, name, &errs))
-        }
-    }
-
     /// The namespace a new object goes into must exist and must not be
     /// terminating: upstream's NamespaceLifecycle admission refuses new
     /// content there, or the namespace controller would be emptying a
@@ -361,23 +331,32 @@ impl Registry {
                 obj["metadata"]["name"] = Value::String(format!("{base}{}", random_suffix()));
             }
         }
-        self.validate_meta(info, &obj)?;
-        if info.resource != "namespaces" {
-            self.require_namespace(info, &ns, meta_str(&obj, "name")).await?;
-        }
+        // Upstream's etcd store refuses a new object that claims a
+        // revision, as a plain error (500, no reason). A value that is not
+        // a positive integer ("0", "-1", "x") is not a revision, and is
+        // dropped like the rest of what the server owns.
+        let claims_revision = meta_str(&obj, "resourceVersion").parse::<u64>().is_ok_and(|rv| rv != 0);
         let meta = obj["metadata"].as_object_mut().expect("metadata is an object");
         for owned in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "generation"] {
             meta.remove(owned);
         }
         meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), serde_json::to_value(api::time::now()).map_err(ApiError::internal)?);
+        // Validation comes before admission (the namespace must exist and
+        // not be terminating) and admission before storage, as upstream's.
         let (mut obj, warnings) = strategy::normalize(info, obj, None, Op::Create, opts.validation)?;
         if !spec_of(&obj).as_object().is_none_or(|m| m.is_empty()) && obj.get("spec").is_some() {
-            obj["metadata"]["generation"] = json!(1);
+            set_meta(&mut obj, "generation", Some(json!(1)));
         }
         let name = meta_str(&obj, "name").to_string();
+        if info.resource != "namespaces" {
+            self.require_namespace(info, &ns, &name).await?;
+        }
         if opts.dry_run {
             return Ok(Written { object: obj, warnings });
+        }
+        if claims_revision {
+            return Err(ApiError::unknown("resourceVersion should not be set on objects to be created"));
         }
         let key = info.key(&ns, &name);
         let resp = self
@@ -397,7 +376,7 @@ impl Registry {
         if !resp.succeeded {
             return Err(ApiError::already_exists(info.group, info.resource, &name));
         }
-        obj["metadata"]["resourceVersion"] = Value::String(resp.revision.to_string());
+        set_meta(&mut obj, "resourceVersion", Some(Value::String(resp.revision.to_string())));
         Ok(Written { object: obj, warnings })
     }
 
@@ -410,7 +389,23 @@ impl Registry {
             return Err(ApiError::bad_request("name is required for an update"));
         }
         let wanted_rv = meta_str(&obj, "resourceVersion").to_string();
-        self.guaranteed_update(info, &ns, &name, &wanted_rv, opts, |_old| Ok(obj.clone()), op).await
+        // A uid in the body is a precondition (upstream's
+        // `defaultUpdatedObjectInfo.Preconditions`): the update is meant for
+        // that object, not for a newer one that took its name.
+        let wanted_uid = meta_str(&obj, "uid").to_string();
+        let replace = |old: &Value| {
+            let have = meta_str(old, "uid");
+            if !wanted_uid.is_empty() && wanted_uid != have {
+                return Err(ApiError::conflict(
+                    info.group,
+                    info.resource,
+                    &name,
+                    &format!("Precondition failed: UID in precondition: {wanted_uid}, UID in object meta: {have}"),
+                ));
+            }
+            Ok(obj.clone())
+        };
+        self.guaranteed_update(info, &ns, &name, &wanted_rv, opts, replace, op).await
     }
 
     /// Reads the current object, lets `mutate` produce the new one from
@@ -442,29 +437,15 @@ impl Registry {
                 return Err(ApiError::conflict(info.group, info.resource, name, ApiError::OPTIMISTIC_LOCK));
             }
             let mut new = mutate(&old)?;
-            // Server-owned metadata survives whatever the client sent.
-            for owned in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
-                match old["metadata"].get(owned) {
-                    Some(v) => new["metadata"][owned] = v.clone(),
-                    None => {
-                        if let Some(m) = new["metadata"].as_object_mut() {
-                            m.remove(owned);
-                        }
-                    }
-                }
-            }
-            if op != Op::UpdateStatus {
-                self.validate_meta(info, &new)?;
-                check_finalizers(info, &old, &new)?;
-            }
+            before_update(info, ns, name, &old, &mut new)?;
             let (mut new, warnings) = strategy::normalize(info, new, Some(&old), op, opts.validation)?;
             // Only kinds with a spec have generations (a ConfigMap's data
             // changing is not a new generation).
             if new.get("spec").is_some() && spec_of(&new) != spec_of(&old) {
                 let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-                new["metadata"]["generation"] = json!(g);
+                set_meta(&mut new, "generation", Some(json!(g)));
             }
-            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+            set_meta(&mut new, "resourceVersion", old["metadata"].get("resourceVersion").cloned());
             if new == old || opts.dry_run {
                 // Upstream skips no-op writes: the resourceVersion stays.
                 return Ok(Written { object: new, warnings });
@@ -482,7 +463,7 @@ impl Registry {
             };
             let resp = self.kv.txn(guarded(&key, current.mod_revision, write)).await.map_err(store_err)?;
             if resp.succeeded {
-                new["metadata"]["resourceVersion"] = Value::String(resp.revision.to_string());
+                set_meta(&mut new, "resourceVersion", Some(Value::String(resp.revision.to_string())));
                 return Ok(Written { object: new, warnings });
             }
             if !wanted_rv.is_empty() {
@@ -796,25 +777,105 @@ fn namespace_finalizers(info: &ResourceInfo, obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Upstream forbids adding finalizers to an object that is being deleted.
-fn check_finalizers(info: &ResourceInfo, old: &Value, new: &Value) -> Result<(), ApiError> {
-    if old["metadata"]["deletionTimestamp"].is_null() {
-        return Ok(());
+/// Sets (or, with `None`, removes) one field of an object's metadata,
+/// whatever shape the object is in.
+fn set_meta(obj: &mut Value, key: &str, value: Option<Value>) {
+    let Some(map) = obj.as_object_mut() else { return };
+    let meta = map.entry("metadata").or_insert_with(|| json!({}));
+    if !meta.is_object() {
+        *meta = json!({});
     }
-    let before = finalizers(old);
-    let added: Vec<String> = finalizers(new).into_iter().filter(|f| !before.contains(f)).collect();
-    if added.is_empty() {
-        return Ok(());
+    if let Some(meta) = meta.as_object_mut() {
+        match value {
+            Some(v) => {
+                meta.insert(key.to_string(), v);
+            }
+            None => {
+                meta.remove(key);
+            }
+        }
     }
-    Err(ApiError::invalid(
-        info.group,
-        info.kind,
-        meta_str(new, "name"),
-        &[FieldError::forbidden(
-            "metadata.finalizers",
-            format!("no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
-        )],
-    ))
+}
+
+/// Go's name for a JSON value's type, as `encoding/json` reports it.
+fn go_json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Array(_) => "array",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "bool",
+        Value::Null | Value::Object(_) => "object",
+    }
+}
+
+/// The error for an update whose result is not an object at all (a JSON
+/// patch that replaces the root with `[]`): upstream's patcher cannot
+/// decode it into the kind and answers 422 on the field `patch`, quoting
+/// the result and the decoder's complaint.
+fn undecodable_result(new: &Value) -> ApiError {
+    let json = serde_json::to_string(new).unwrap_or_default();
+    let why = match new {
+        Value::Null => "Object 'Kind' is missing in 'null'".to_string(),
+        other => format!(
+            "couldn't get version/kind; json parse error: json: cannot unmarshal {} into Go value of type struct {{ APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }}",
+            go_json_type(other)
+        ),
+    };
+    ApiError::invalid("", "", "", &[FieldError::invalid("patch", format!("{json:?}"), why)])
+}
+
+/// Upstream's `BeforeUpdate` and the handler's `checkName`, on the object
+/// an update produced from `old`:
+///
+/// - the object must still be an object, with a metadata object;
+/// - its name must be the one on the URL, and its namespace (when set)
+///   the request's — a patch cannot move an object;
+/// - an omitted uid, deletion timestamp or grace period is the stored
+///   one; the creation time is always the stored one, and the generation
+///   is the server's. A uid or deletion field that the client changed is
+///   left for validation, which calls it immutable.
+fn before_update(info: &ResourceInfo, ns: &str, name: &str, old: &Value, new: &mut Value) -> Result<(), ApiError> {
+    if !new.is_object() {
+        return Err(undecodable_result(new));
+    }
+    if !new["metadata"].is_null() && !new["metadata"].is_object() {
+        let kind = go_json_type(&new["metadata"]);
+        return Err(ApiError::invalid(
+            "",
+            "",
+            "",
+            &[FieldError::invalid(
+                "patch",
+                format!("{:?}", serde_json::to_string(new).unwrap_or_default()),
+                format!("json: cannot unmarshal {kind} into Go struct field {}.metadata of type v1.ObjectMeta", info.kind),
+            )],
+        ));
+    }
+    let new_name = meta_str(new, "name");
+    if new_name != name {
+        return Err(ApiError::bad_request(format!("the name of the object ({new_name}) does not match the name on the URL ({name})")));
+    }
+    if info.namespaced {
+        let new_ns = meta_str(new, "namespace").to_string();
+        if new_ns.is_empty() {
+            set_meta(new, "namespace", Some(Value::String(ns.to_string())));
+        } else if new_ns != ns {
+            return Err(ApiError::bad_request(format!(
+                "the namespace of the object ({new_ns}) does not match the namespace on the request ({ns})"
+            )));
+        }
+    } else {
+        set_meta(new, "namespace", None);
+    }
+    for owned in ["uid", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+        if new["metadata"][owned].is_null() || new["metadata"][owned] == "" {
+            set_meta(new, owned, old["metadata"].get(owned).cloned());
+        }
+    }
+    for owned in ["creationTimestamp", "generation"] {
+        set_meta(new, owned, old["metadata"].get(owned).cloned());
+    }
+    Ok(())
 }
 
 /// A continue token: the key to resume at and the revision of the first
@@ -836,4 +897,55 @@ fn decode_continue(token: &str, prefix: &str) -> Result<(String, i64), ApiError>
         return Err(bad());
     }
     Ok((start, rv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configmaps() -> &'static ResourceInfo {
+        api::resources::RESOURCES.iter().find(|r| r.resource == "configmaps").unwrap()
+    }
+
+    fn stored() -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": "cm", "namespace": "default", "uid": "u1", "creationTimestamp": "2024-01-01T00:00:00Z",
+        }})
+    }
+
+    /// Each row: upstream's rule, the object an update produced, and the
+    /// error it gets (empty when it goes on to validation).
+    #[test]
+    fn before_update_matches_upstream() {
+        let cases = [
+            ("checkName: name", json!({"metadata": {"name": "other"}}), "the name of the object (other) does not match the name on the URL (cm)"),
+            (
+                "checkName: namespace",
+                json!({"metadata": {"name": "cm", "namespace": "x"}}),
+                "the namespace of the object (x) does not match the namespace on the request (default)",
+            ),
+            ("patcher: not an object", json!([]), " \"\" is invalid: patch: Invalid value: \"[]\": couldn't get version/kind; json parse error: json: cannot unmarshal array into Go value of type struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }"),
+            ("patcher: null", Value::Null, " \"\" is invalid: patch: Invalid value: \"null\": Object 'Kind' is missing in 'null'"),
+            ("BeforeUpdate: an omitted uid is the stored one", json!({"metadata": {"name": "cm"}}), ""),
+        ];
+        for (rule, mut new, want) in cases {
+            match before_update(configmaps(), "default", "cm", &stored(), &mut new) {
+                Ok(()) => {
+                    assert_eq!(want, "", "{rule}");
+                    assert_eq!(new["metadata"]["uid"], "u1", "{rule}");
+                    assert_eq!(new["metadata"]["namespace"], "default", "{rule}");
+                }
+                Err(e) => assert_eq!(e.message, want, "{rule}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_creation_time_is_always_the_stored_one() {
+        let mut new = json!({"metadata": {"name": "cm", "uid": "u2", "creationTimestamp": "2001-01-01T00:00:00Z"}});
+        before_update(configmaps(), "default", "cm", &stored(), &mut new).unwrap();
+        assert_eq!(new["metadata"]["creationTimestamp"], "2024-01-01T00:00:00Z");
+        // A uid the client changed is left for validation to refuse.
+        assert_eq!(new["metadata"]["uid"], "u2");
+    }
 }

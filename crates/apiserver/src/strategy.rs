@@ -9,21 +9,24 @@
 //! [`Strategy`] impl per typed kind; the registry calls it through
 //! [`normalize`], which round-trips the JSON through the `k8s-openapi` type
 //! so a malformed object (a string where a number belongs) is a clear 400.
+//!
+//! The rules themselves live in [`crate::validation`]; a strategy only
+//! says which of them its kind follows. Every write — create, update,
+//! patch, status, scale, Binding — passes through [`normalize`], so it is
+//! the one place an object is validated, whichever front door it came in by.
 
-use api::labels::Selector;
-use api::names;
 use api::status::FieldError;
 use api::{ApiError, ResourceInfo};
 
 use crate::fieldvalidation;
 pub use crate::registry::FieldValidation;
+use crate::validation::{self, apps, batch, coordination, core};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Endpoints, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, Secret, Service, ServiceAccount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
@@ -50,12 +53,19 @@ pub trait Strategy: api::Object {
     /// (upstream's `PrepareForCreate`).
     fn prepare_for_create(&mut self) {}
 
-    /// Field errors for a new or updated object.
+    /// A value the type holds as a string but upstream's decoder parses
+    /// (a quantity), which makes the request a 400 rather than a 422.
+    fn check_decode(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Field errors for a new or updated object, beyond its metadata
+    /// (upstream's `Validate`, delegating to [`crate::validation`]).
     fn validate(&self) -> Vec<FieldError> {
         Vec::new()
     }
 
-    /// Extra checks on update (immutable fields).
+    /// Extra checks on update (immutable fields; upstream's `ValidateUpdate`).
     fn validate_update(&self, _old: &Self) -> Vec<FieldError> {
         Vec::new()
     }
@@ -156,14 +166,26 @@ fn typed<K: Strategy>(
             }
         }
     }
+    typed.check_decode().map_err(|e| {
+        ApiError::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: {e}", K::KIND, info.version, K::KIND))
+    })?;
     typed.default();
     if op == Op::Create {
         typed.prepare_for_create();
     }
-    let mut errors = typed.validate();
+    // Metadata first, then the kind's own rules, as upstream's
+    // `Validate<Kind>` calls `ValidateObjectMeta` before the spec.
+    let mut errors = validation::meta::validate_object_meta(info, typed.metadata());
+    errors.extend(typed.validate());
     if let Some(old) = old {
         if let Ok(old_typed) = serde_json::from_value::<K>(old.clone()) {
-            errors.extend(typed.validate_update(&old_typed));
+            errors.extend(validation::meta::validate_object_meta_update(typed.metadata(), old_typed.metadata()));
+            // A Binding is the registry's own write of `spec.nodeName`,
+            // which no client update may make (upstream's binding storage
+            // skips the pod's update validation the same way).
+            if op != Op::Whole {
+                errors.extend(typed.validate_update(&old_typed));
+            }
         }
     }
     if !errors.is_empty() {
@@ -189,92 +211,7 @@ fn set_or_remove(obj: &mut Value, key: &str, value: Option<Value>) {
 }
 
 // ---------------------------------------------------------------------------
-// Shared validation helpers, named after upstream's.
-
-fn validate_dns_label(field: &str, value: &str) -> Vec<FieldError> {
-    names::validate_label(value).into_iter().map(|m| FieldError::invalid(field, format!("\"{value}\""), m)).collect()
-}
-
-fn validate_non_negative(field: &str, value: Option<i32>) -> Vec<FieldError> {
-    match value {
-        Some(v) if v < 0 => vec![FieldError::invalid(field, v, "must be greater than or equal to 0")],
-        _ => Vec::new(),
-    }
-}
-
-fn validate_selector_matches(field: &str, selector: Option<&LabelSelector>, template: &PodTemplateSpec) -> Vec<FieldError> {
-    let Some(selector) = selector else {
-        return vec![FieldError::required(format!("{field}.selector"))];
-    };
-    let parsed = match Selector::from_label_selector(selector) {
-        Ok(s) => s,
-        Err(e) => return vec![FieldError::invalid(format!("{field}.selector"), "selector", e)],
-    };
-    if parsed.is_empty() {
-        return vec![FieldError::invalid(format!("{field}.selector"), "{}", "empty selector is invalid for deployment")];
-    }
-    let labels = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
-    if !parsed.matches(&labels) {
-        let shown = labels.iter().map(|(k, v)| format!("\"{k}\":\"{v}\"")).collect::<Vec<_>>().join(", ");
-        return vec![FieldError::invalid(
-            format!("{field}.template.metadata.labels"),
-            format!("map[string]string{{{shown}}}"),
-            "`selector` does not match template `labels`",
-        )];
-    }
-    Vec::new()
-}
-
-fn validate_containers(field: &str, containers: &[Container]) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    if containers.is_empty() {
-        errs.push(FieldError::required(field));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for (i, c) in containers.iter().enumerate() {
-        let at = format!("{field}[{i}]");
-        if c.name.is_empty() {
-            errs.push(FieldError::required(format!("{at}.name")));
-        } else {
-            errs.extend(validate_dns_label(&format!("{at}.name"), &c.name));
-            if !seen.insert(c.name.clone()) {
-                errs.push(FieldError {
-                    field: format!("{at}.name"),
-                    reason: "FieldValueDuplicate",
-                    message: format!("Duplicate value: \"{}\"", c.name),
-                });
-            }
-        }
-        if c.image.as_deref().unwrap_or_default().trim().is_empty() {
-            errs.push(FieldError::required(format!("{at}.image")));
-        }
-        for (j, e) in c.env.iter().flatten().enumerate() {
-            if e.name.is_empty() {
-                errs.push(FieldError::required(format!("{at}.env[{j}].name")));
-            }
-        }
-    }
-    errs
-}
-
-fn validate_pod_spec(field: &str, spec: &PodSpec) -> Vec<FieldError> {
-    let mut errs = validate_containers(&format!("{field}.containers"), &spec.containers);
-    if let Some(policy) = spec.restart_policy.as_deref() {
-        if !["Always", "OnFailure", "Never"].contains(&policy) {
-            errs.push(FieldError::not_supported(
-                format!("{field}.restartPolicy"),
-                format!("\"{policy}\""),
-                &["Always", "OnFailure", "Never"],
-            ));
-        }
-    }
-    if let Some(g) = spec.termination_grace_period_seconds {
-        if g < 0 {
-            errs.push(FieldError::invalid(format!("{field}.terminationGracePeriodSeconds"), g, "must be greater than or equal to 0"));
-        }
-    }
-    errs
-}
+// Defaulting, as upstream's `SetDefaults_*`.
 
 fn default_pod_spec(spec: &mut PodSpec) {
     spec.restart_policy.get_or_insert_with(|| "Always".into());
@@ -332,15 +269,6 @@ fn default_template(t: &mut PodTemplateSpec) {
     }
 }
 
-fn immutable<T: PartialEq + serde::Serialize>(field: &str, new: &T, old: &T) -> Vec<FieldError> {
-    if new == old {
-        Vec::new()
-    } else {
-        let shown = serde_json::to_string(new).unwrap_or_default();
-        vec![FieldError::invalid(field, shown, "field is immutable")]
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The kinds.
 
@@ -364,26 +292,16 @@ impl Strategy for Pod {
         self.status.get_or_insert_with(Default::default).qos_class = Some(qos.into());
     }
 
+    fn check_decode(&self) -> Result<(), String> {
+        self.spec.as_ref().map_or(Ok(()), core::check_pod_spec_quantities)
+    }
+
     fn validate(&self) -> Vec<FieldError> {
-        match &self.spec {
-            Some(spec) => validate_pod_spec("spec", spec),
-            None => vec![FieldError::required("spec")],
-        }
+        core::validate_pod(self)
     }
 
     fn validate_update(&self, old: &Self) -> Vec<FieldError> {
-        // Upstream allows few pod spec changes (image, activeDeadlineSeconds,
-        // tolerations); the node binding in particular is set only by Binding.
-        let (new, old) = (self.spec.clone().unwrap_or_default(), old.spec.clone().unwrap_or_default());
-        let mut errs = Vec::new();
-        if old.node_name.is_some() && new.node_name != old.node_name {
-            errs.extend(immutable("spec.nodeName", &new.node_name, &old.node_name));
-        }
-        let names = |s: &PodSpec| s.containers.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
-        if names(&new) != names(&old) {
-            errs.push(FieldError::forbidden("spec", "pod updates may not change fields other than `spec.containers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations) or `spec.terminationGracePeriodSeconds`"));
-        }
-        errs
+        core::validate_pod_update(self, old)
     }
 }
 
@@ -403,34 +321,16 @@ impl Strategy for Deployment {
         default_template(&mut spec.template);
     }
 
+    fn check_decode(&self) -> Result<(), String> {
+        template_quantities(self.spec.as_ref().map(|s| &s.template))
+    }
+
     fn validate(&self) -> Vec<FieldError> {
-        let Some(spec) = &self.spec else { return vec![FieldError::required("spec")] };
-        let mut errs = validate_non_negative("spec.replicas", spec.replicas);
-        errs.extend(validate_selector_matches("spec", Some(&spec.selector), &spec.template));
-        match spec.template.spec.as_ref() {
-            Some(pod) => {
-                errs.extend(validate_pod_spec("spec.template.spec", pod));
-                if pod.restart_policy.as_deref().is_some_and(|p| p != "Always") {
-                    errs.push(FieldError::not_supported(
-                        "spec.template.spec.restartPolicy",
-                        format!("\"{}\"", pod.restart_policy.as_deref().unwrap_or_default()),
-                        &["Always"],
-                    ));
-                }
-            }
-            None => errs.push(FieldError::required("spec.template.spec")),
-        }
-        if let Some(kind) = spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) {
-            if !["RollingUpdate", "Recreate"].contains(&kind) {
-                errs.push(FieldError::not_supported("spec.strategy.type", format!("\"{kind}\""), &["Recreate", "RollingUpdate"]));
-            }
-        }
-        errs
+        apps::validate_deployment(self)
     }
 
     fn validate_update(&self, old: &Self) -> Vec<FieldError> {
-        let sel = |d: &Deployment| d.spec.as_ref().map(|s| s.selector.clone());
-        immutable("spec.selector", &sel(self), &sel(old))
+        apps::validate_deployment_update(self, old)
     }
 }
 
@@ -443,25 +343,16 @@ impl Strategy for ReplicaSet {
         }
     }
 
+    fn check_decode(&self) -> Result<(), String> {
+        template_quantities(self.spec.as_ref().and_then(|s| s.template.as_ref()))
+    }
+
     fn validate(&self) -> Vec<FieldError> {
-        let Some(spec) = &self.spec else { return vec![FieldError::required("spec")] };
-        let mut errs = validate_non_negative("spec.replicas", spec.replicas);
-        match &spec.template {
-            Some(t) => {
-                errs.extend(validate_selector_matches("spec", Some(&spec.selector), t));
-                if let Some(pod) = &t.spec {
-                    errs.extend(validate_pod_spec("spec.template.spec", pod));
-                }
-            }
-            None if spec.replicas.unwrap_or(1) > 0 => errs.push(FieldError::required("spec.template")),
-            None => {}
-        }
-        errs
+        apps::validate_replica_set(self)
     }
 
     fn validate_update(&self, old: &Self) -> Vec<FieldError> {
-        let sel = |r: &ReplicaSet| r.spec.as_ref().map(|s| s.selector.clone());
-        immutable("spec.selector", &sel(self), &sel(old))
+        apps::validate_replica_set_update(self, old)
     }
 }
 
@@ -474,15 +365,28 @@ impl Strategy for Namespace {
             self.metadata.labels.get_or_insert_with(Default::default).insert("kubernetes.io/metadata.name".into(), name);
         }
     }
+
+    fn validate(&self) -> Vec<FieldError> {
+        core::validate_namespace(self)
+    }
 }
 
 impl Strategy for Node {
+    fn validate(&self) -> Vec<FieldError> {
+        core::validate_node(self)
+    }
+
     fn field(&self, field: &str) -> Option<String> {
         (field == "spec.unschedulable").then(|| self.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false).to_string())
     }
 }
 
-impl Strategy for Event {}
+impl Strategy for Event {
+    fn validate(&self) -> Vec<FieldError> {
+        core::validate_event(self)
+    }
+}
+
 impl Strategy for Service {
     /// Upstream's Service defaults: ClusterIP, no session affinity, TCP,
     /// and a target port equal to the port.
@@ -493,27 +397,103 @@ impl Strategy for Service {
         spec.internal_traffic_policy.get_or_insert_with(|| "Cluster".into());
         for p in spec.ports.iter_mut().flatten() {
             p.protocol.get_or_insert_with(|| "TCP".into());
-            p.target_port.get_or_insert(IntOrString::Int(p.port));
+            core::default_target_port(p.port, &mut p.target_port);
         }
     }
+
+    fn validate(&self) -> Vec<FieldError> {
+        core::validate_service(self)
+    }
 }
-impl Strategy for Endpoints {}
-impl Strategy for ConfigMap {}
+
+impl Strategy for Endpoints {
+    fn validate(&self) -> Vec<FieldError> {
+        core::validate_endpoints(self)
+    }
+}
+
+impl Strategy for ConfigMap {
+    fn validate(&self) -> Vec<FieldError> {
+        core::validate_config_map(self)
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        core::validate_config_map_update(self, old)
+    }
+}
+
 impl Strategy for Secret {
     /// Upstream's Secret default: `type: Opaque`.
     fn default(&mut self) {
         self.type_.get_or_insert_with(|| "Opaque".into());
     }
-}
-impl Strategy for ServiceAccount {}
-impl Strategy for DaemonSet {}
-impl Strategy for StatefulSet {}
-impl Strategy for Job {}
-impl Strategy for Lease {}
 
-/// Whether a name must be a DNS-1123 label (stricter) rather than a subdomain.
-pub fn name_is_label(info: &ResourceInfo) -> bool {
-    matches!(info.resource, "namespaces" | "services")
+    fn validate(&self) -> Vec<FieldError> {
+        core::validate_secret(self)
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        core::validate_secret_update(self, old)
+    }
+}
+
+impl Strategy for ServiceAccount {
+    fn validate(&self) -> Vec<FieldError> {
+        core::validate_service_account(self)
+    }
+}
+
+impl Strategy for DaemonSet {
+    fn check_decode(&self) -> Result<(), String> {
+        template_quantities(self.spec.as_ref().map(|s| &s.template))
+    }
+
+    fn validate(&self) -> Vec<FieldError> {
+        apps::validate_daemon_set(self)
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        apps::validate_daemon_set_update(self, old)
+    }
+}
+
+impl Strategy for StatefulSet {
+    fn check_decode(&self) -> Result<(), String> {
+        template_quantities(self.spec.as_ref().map(|s| &s.template))
+    }
+
+    fn validate(&self) -> Vec<FieldError> {
+        apps::validate_stateful_set(self)
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        apps::validate_stateful_set_update(self, old)
+    }
+}
+
+impl Strategy for Job {
+    fn check_decode(&self) -> Result<(), String> {
+        template_quantities(self.spec.as_ref().map(|s| &s.template))
+    }
+
+    fn validate(&self) -> Vec<FieldError> {
+        batch::validate_job(self)
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        batch::validate_job_update(self, old)
+    }
+}
+
+impl Strategy for Lease {
+    fn validate(&self) -> Vec<FieldError> {
+        coordination::validate_lease(self)
+    }
+}
+
+/// The quantities of a workload's pod template, checked as a pod's are.
+fn template_quantities(template: Option<&PodTemplateSpec>) -> Result<(), String> {
+    template.and_then(|t| t.spec.as_ref()).map_or(Ok(()), core::check_pod_spec_quantities)
 }
 
 #[cfg(test)]
