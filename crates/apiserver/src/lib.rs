@@ -26,6 +26,7 @@
 //! - [`discovery`]: `/api`, `/apis` and the resource lists clients discover.
 //! - [`openapi`]: the OpenAPI v3 documents, schemas traced from the types.
 //! - [`fieldvalidation`]: unknown and duplicate fields for `fieldValidation`.
+//! - [`options`]: query parameters read and validated as upstream reads them.
 //! - [`protobuf`]: request bodies in Kubernetes' protobuf encoding, as JSON.
 //! - [`grpc`]: the `Resources` gRPC service components use.
 //! - [`http`]: response bodies and JSON/Status responses for REST.
@@ -42,6 +43,7 @@ pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+pub mod options;
 pub mod patch;
 pub mod patchmeta;
 pub mod protobuf;

@@ -32,6 +32,7 @@ use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use crate::http::{self as h, Body};
+use crate::options::{self, ListOptions, WriteKind};
 use crate::registry::{FieldValidation, Filter, Registry, WriteOptions};
 use crate::strategy::Op;
 use crate::{discovery, metrics, table, watch};
@@ -82,15 +83,15 @@ impl Query {
         self.get(key).unwrap_or_default()
     }
 
+    /// A boolean parameter, decoded as upstream decodes them: see
+    /// [`options::query_bool`].
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true" | "1" | ""))
+        options::query_bool(self, key)
     }
 
+    /// An integer parameter; a malformed one is a 400 with Go's message.
     fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
-        match self.get(key) {
-            None | Some("") => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| ApiError::bad_request(format!("invalid {key}: {v:?}"))),
-        }
+        options::query_int(self, key)
     }
 }
 
@@ -345,12 +346,11 @@ fn wants_table<B>(req: &Request<B>) -> bool {
         .is_some_and(|a| a.split(',').next().is_some_and(|first| first.contains("as=Table")))
 }
 
-fn write_options(query: &Query) -> Result<WriteOptions, ApiError> {
-    let dry_run = match query.get_all("dryRun").as_slice() {
-        [] => false,
-        [one] if one == "All" => true,
-        other => return Err(ApiError::bad_request(format!("Invalid dry run value: {other:?}; supported: All"))),
-    };
+/// The options of a create, update or patch, validated as upstream's
+/// `Validate{Create,Update,Patch}Options`.
+fn write_options(query: &Query, kind: WriteKind) -> Result<WriteOptions, ApiError> {
+    options::validate_write_options(query, kind)?;
+    let dry_run = !query.get_all("dryRun").is_empty();
     Ok(WriteOptions { dry_run, validation: FieldValidation::parse(query.str("fieldValidation"))? })
 }
 
@@ -388,7 +388,7 @@ async fn resource(
             Method::GET if query.flag("watch") => watch_response(rest, info, &namespace, &query, wants_table(&req)).await,
             Method::GET => list_response(reg, info, &namespace, &query, wants_table(&req)).await,
             Method::POST => {
-                let opts = write_options(&query)?;
+                let opts = write_options(&query, WriteKind::Create)?;
                 let body = read_body(req).await?;
                 check_kind(info, &body)?;
                 let written = reg.create(info, &namespace, body, &opts).await?;
@@ -412,7 +412,7 @@ async fn resource(
             }
             Method::GET => Ok(h::json(StatusCode::OK, &reg.get(info, &namespace, &name).await?)),
             Method::PUT => {
-                let opts = write_options(&query)?;
+                let opts = write_options(&query, WriteKind::Update)?;
                 let body = read_body(req).await?;
                 check_kind(info, &body)?;
                 check_name(&body, &name)?;
@@ -430,7 +430,7 @@ async fn resource(
         (Some(name), Some("status")) if info.has_status => match method {
             Method::GET => Ok(h::json(StatusCode::OK, &reg.get(info, &namespace, &name).await?)),
             Method::PUT => {
-                let opts = write_options(&query)?;
+                let opts = write_options(&query, WriteKind::Update)?;
                 let body = read_body(req).await?;
                 check_name(&body, &name)?;
                 let written = reg.update(info, &namespace, body, Op::UpdateStatus, &opts).await?;
@@ -504,6 +504,7 @@ async fn delete_options(query: &Query, req: Request<Incoming>) -> Result<Value, 
     if !dry.is_empty() {
         options["dryRun"] = json!(dry);
     }
+    options::validate_delete_options(&options)?;
     Ok(options)
 }
 
@@ -534,9 +535,9 @@ async fn list_response(
     query: &Query,
     table: bool,
 ) -> Result<Response<Body>, ApiError> {
-    let filter = Filter::parse(info, query.str("labelSelector"), query.str("fieldSelector"))?;
-    let limit = query.int("limit")?.unwrap_or(0);
-    let page = reg.list_page(info, ns, &filter, limit, query.str("continue")).await?;
+    let opts = ListOptions::parse(query)?;
+    let filter = Filter::parse(info, &opts.label_selector, &opts.field_selector)?;
+    let page = reg.list_page(info, ns, &filter, opts.limit, &opts.continue_token).await?;
     let rv = page.revision.to_string();
     if table {
         return Ok(h::json(StatusCode::OK, &to_table(info, &page.items, &rv, &page.continue_token)));
@@ -607,19 +608,24 @@ async fn watch_response(
     query: &Query,
     table: bool,
 ) -> Result<Response<Body>, ApiError> {
-    let filter = Filter::parse(info, query.str("labelSelector"), query.str("fieldSelector"))?;
-    let send_initial = query.flag("sendInitialEvents");
-    let mut rv = query.str("resourceVersion").to_string();
-    if send_initial && !rv.is_empty() && rv != "0" {
+    let opts = ListOptions::parse(query)?;
+    let filter = Filter::parse(info, &opts.label_selector, &opts.field_selector)?;
+    let mut rv = opts.resource_version.clone();
+    let legacy = rv.is_empty() || rv == "0";
+    if opts.send_initial_events == Some(true) && !legacy {
         // "Initial events, then changes": from a snapshot, as "0" does.
         rv = String::new();
+    }
+    if opts.send_initial_events == Some(false) && legacy {
+        // "Changes only, from now": no synthetic ADDED events.
+        rv = current_revision(&rest.registry).await?.to_string();
     }
     let params = watch::WatchParams {
         namespace: ns.to_string(),
         filter,
         resource_version: rv.clone(),
-        bookmark_interval: query.flag("allowWatchBookmarks").then_some(BOOKMARK_INTERVAL),
-        initial_events_end: send_initial && query.flag("allowWatchBookmarks"),
+        bookmark_interval: opts.allow_watch_bookmarks.then_some(BOOKMARK_INTERVAL),
+        initial_events_end: opts.send_initial_events == Some(true) && opts.allow_watch_bookmarks,
     };
     // With resourceVersion "0" (or unset) kubectl expects the current state
     // first, as synthetic ADDED events; `watch::watch` does that.
@@ -627,7 +633,7 @@ async fn watch_response(
     // Counted in `apiserver_longrunning_requests` until the stream is
     // dropped: when the client goes away or the watch times out.
     let open = metrics::global().long_running(metrics::RequestInfo::resource(&Method::GET, info, ns, false, None, true, false, false));
-    let timeout = query.int("timeoutSeconds")?.map(|s| Duration::from_secs(s.max(0) as u64));
+    let timeout = opts.timeout_seconds.filter(|s| *s != 0).map(|s| Duration::from_secs(s.max(0) as u64));
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let events = tokio_stream::wrappers::ReceiverStream::new(rx);
     let stream = events
@@ -654,6 +660,21 @@ async fn watch_response(
         .expect("static response"))
 }
 
+/// The store's current revision, read without fetching any object.
+async fn current_revision(reg: &Registry) -> Result<i64, ApiError> {
+    let resp = reg
+        .kv()
+        .range(store::RangeRequest {
+            key: b"/registry/".to_vec(),
+            range_end: store::prefix_end(b"/registry/"),
+            count_only: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(resp.revision)
+}
+
 async fn patch_response(
     reg: &Registry,
     info: &'static ResourceInfo,
@@ -663,7 +684,7 @@ async fn patch_response(
     query: &Query,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let opts = write_options(query)?;
+    let opts = write_options(query, WriteKind::Patch)?;
     let ct = content_type(&req).unwrap_or_default();
     let kind = crate::patch::PatchType::from_content_type(&ct).ok_or_else(|| unsupported_media(&ct))?;
     if kind == crate::patch::PatchType::Apply {
@@ -738,7 +759,7 @@ async fn scale(
         let obj = reg.get(info, ns, name).await?;
         return Ok(h::json(StatusCode::OK, &scale_of(&obj)));
     }
-    let opts = write_options(query)?;
+    let opts = write_options(query, if method == Method::PATCH { WriteKind::Patch } else { WriteKind::Update })?;
     let (wanted_rv, new_scale): (String, Box<ScaleFn>) = match method {
         Method::PUT => {
             let body = read_body(req).await?;
