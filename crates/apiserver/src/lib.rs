@@ -125,8 +125,11 @@ impl ApiServer {
                 .max_decoding_message_size(4 << 20)
                 .max_encoding_message_size(64 << 20),
         );
-        let rest = Arc::new(rest::Rest { registry: self.registry.clone(), server_address });
-        let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        let rest = Arc::new(rest::Rest { registry: self.registry.clone(), server_address, watches: Default::default() });
+        let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        // Room for a request head past the REST front door's own limits,
+        // so that it, not hyper, refuses an oversized one — with a Status.
+        builder.http1().max_buf_size(2 * rest::MAX_HEADER_BYTES).max_headers(1024);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
             let (stream, peer) = tokio::select! {
@@ -141,7 +144,7 @@ impl ApiServer {
             };
             let _ = stream.set_nodelay(true);
             let (grpc, rest) = (grpc.clone(), rest.clone());
-            let service = hyper::service::service_fn(move |req: ::http::Request<hyper::body::Incoming>| {
+            let service = hyper::service::service_fn(move |mut req: ::http::Request<hyper::body::Incoming>| {
                 let (grpc, rest) = (grpc.clone(), rest.clone());
                 async move {
                     let is_grpc =
@@ -155,6 +158,7 @@ impl ApiServer {
                             }))
                         }))
                     } else {
+                        req.extensions_mut().insert(rest::ClientAddr(peer));
                         Ok(rest::handle(rest, req).await)
                     }
                 }
