@@ -293,6 +293,18 @@ fn bad_requests() -> Vec<Case> {
             "Content-Type: application/cbor\r\n",
             "x",
         ),
+        // Content negotiation.
+        with_body(
+            case(
+                "GET",
+                PODS,
+                406,
+                "NotAcceptable",
+                "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+            ),
+            "Accept: application/xml\r\n",
+            "",
+        ),
         // Paths and methods.
         case("GET", "/nope", 404, "NotFound", "the server could not find the requested resource"),
         case("PUT", CONFIGMAPS, 405, "MethodNotAllowed", "the server does not allow this method on the requested resource (PUT)"),

@@ -510,6 +510,32 @@ fn content_type<B>(req: &Request<B>) -> Option<String> {
     req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase)
 }
 
+/// The media types a client may ask resources in, as upstream lists them.
+/// tinykube answers JSON to all three: JSON is also YAML, and client-go,
+/// which asks for protobuf (kubectl's typed clients ask for nothing else),
+/// decodes whatever the response's Content-Type says.
+const ANSWER_MEDIA_TYPES: &[&str] = &["application/json", "application/yaml", crate::protobuf::MEDIA_TYPE];
+
+/// 406 `NotAcceptable`, as upstream's negotiation, when the `Accept`
+/// header names no media type the server answers in.
+fn check_accept<B>(req: &Request<B>) -> Result<(), ApiError> {
+    let Some(accept) = req.headers().get(header::ACCEPT) else { return Ok(()) };
+    let accept = String::from_utf8_lossy(accept.as_bytes()).to_ascii_lowercase();
+    let takes_json = accept
+        .split(',')
+        .map(|part| part.split(';').next().unwrap_or_default().trim())
+        .any(|media| media.is_empty() || media == "*/*" || media == "application/*" || ANSWER_MEDIA_TYPES.contains(&media));
+    if takes_json {
+        return Ok(());
+    }
+    Err(ApiError {
+        code: 406,
+        reason: "NotAcceptable".into(),
+        message: format!("only the following media types are accepted: {}", ANSWER_MEDIA_TYPES.join(", ")),
+        details: None,
+    })
+}
+
 fn wants_table<B>(req: &Request<B>) -> bool {
     req.headers()
         .get(header::ACCEPT)
@@ -555,6 +581,10 @@ async fn resource(
 ) -> Result<Response<Body>, ApiError> {
     let reg = &rest.registry;
     let method = req.method().clone();
+    // Logs are text and exec a WebSocket; everything else answers JSON.
+    if !matches!(sub.as_deref(), Some("log" | "exec")) {
+        check_accept(&req)?;
+    }
     let not_allowed =
         || ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({method})"));
     match (name, sub.as_deref()) {
@@ -1162,6 +1192,27 @@ mod tests {
         let err = check_limits(&req).unwrap_err();
         assert_eq!((err.code, err.reason.as_str()), (431, "RequestHeaderFieldsTooLarge"));
         assert!(check_limits(&Request::get("/api/v1/pods?limit=5").body(()).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn accept_headers_are_negotiated() {
+        let with = |accept: &str| check_accept(&Request::get("/api/v1/pods").header(header::ACCEPT, accept).body(()).unwrap());
+        for ok in [
+            "application/json",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            "application/vnd.kubernetes.protobuf, */*",
+            "application/json;stream=watch",
+            "APPLICATION/*",
+        ] {
+            assert!(with(ok).is_ok(), "{ok}");
+        }
+        let err = with("application/xml").unwrap_err();
+        assert_eq!((err.code, err.reason.as_str()), (406, "NotAcceptable"));
+        assert_eq!(
+            err.message,
+            "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"
+        );
+        assert!(with("application/vnd.kubernetes.protobuf").is_ok(), "kubectl's typed clients ask for protobuf alone");
     }
 
     #[test]
