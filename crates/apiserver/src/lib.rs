@@ -117,6 +117,12 @@ impl ApiServer {
     /// the gRPC service, everything else to the REST front door. HTTP/1.1
     /// and HTTP/2 are both accepted on plain TCP (kubectl speaks HTTP/1.1
     /// without TLS; gRPC speaks HTTP/2 with prior knowledge).
+    ///
+    /// Each REST request carries the client's address ([`rest::ClientAddr`])
+    /// so the front door can cap watches per client, and the HTTP/1 read
+    /// buffer is sized past [`rest::MAX_HEADER_BYTES`] so that an oversized
+    /// request head is refused by the front door, with a `Status`, rather
+    /// than by hyper with an empty body.
     pub async fn serve(self, listener: TcpListener, cancel: CancellationToken) -> Result<(), Error> {
         let compactor = tokio::spawn(compact_periodically(self.registry.clone(), self.compaction_interval, cancel.clone()));
         let server_address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();

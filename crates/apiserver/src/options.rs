@@ -97,6 +97,11 @@ pub fn go_quote(s: &str) -> String {
 /// A resourceVersion as storage reads it: "" and "0" mean "any", anything
 /// else must be an unsigned integer. Upstream's message nests the
 /// versioner's field error inside storage's.
+///
+/// Where tinykube differs: upstream's list path wraps the versioner's
+/// error in this 400, but its watch path returns it bare, which the front
+/// door answers as a 500 with no reason. A malformed resourceVersion is the
+/// client's mistake, so a watch gets the list's 400 here.
 pub fn parse_resource_version(rv: &str) -> Result<u64, ApiError> {
     if rv.is_empty() || rv == "0" {
         return Ok(0);
