@@ -21,7 +21,11 @@
 //! set to `null` is not reported (the round trip drops explicit nulls of
 //! known fields too, such as kubectl's `creationTimestamp: null`, and a
 //! null carries nothing that could be lost); fields are listed in key
-//! order rather than document order.
+//! order rather than document order; a duplicate key in a YAML body is
+//! named by its path, as in JSON (upstream reports YAML's own error there,
+//! `yaml: unmarshal errors: line 5: key "name" already set in map`); and
+//! under `Strict` a body with duplicate keys is refused for those alone,
+//! before its unknown fields are looked for.
 
 use api::ApiError;
 
