@@ -21,9 +21,15 @@
 //! set to `null` is not reported (the round trip drops explicit nulls of
 //! known fields too, such as kubectl's `creationTimestamp: null`, and a
 //! null carries nothing that could be lost); fields are listed in key
-//! order rather than document order.
+//! order rather than document order; a duplicate key in a YAML body is
+//! named by its path, as in JSON (upstream reports YAML's own error there,
+//! `yaml: unmarshal errors: line 5: key "name" already set in map`); and
+//! under `Strict` a body with duplicate keys is refused for those alone,
+//! before its unknown fields are looked for.
 
 use api::ApiError;
+
+use crate::patch::PatchType;
 use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 use serde_json::Value;
 
@@ -83,6 +89,21 @@ pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     match (DuplicateWalk { path: String::new(), out: &mut out }).deserialize(&mut deserializer) {
+        Ok(()) => out,
+        Err(_) => Vec::new(),
+    }
+}
+
+/// [`duplicate_fields`] for a JSON or a YAML body. YAML keys are read as
+/// strings, so `1: a` and `"1": b` in one mapping are the same field, as
+/// they are once upstream converts YAML to JSON.
+pub fn duplicate_fields_in(body: &[u8], yaml: bool) -> Vec<String> {
+    if !yaml {
+        return duplicate_fields(body);
+    }
+    let mut out = Vec::new();
+    // A multi-document stream is refused by the parse; only one is walked.
+    match (DuplicateWalk { path: String::new(), out: &mut out }).deserialize(serde_yaml::Deserializer::from_slice(body)) {
         Ok(()) => out,
         Err(_) => Vec::new(),
     }
@@ -178,6 +199,52 @@ pub fn strict_error_with_duplicates(kind: &str, version: &str, unknown: &[String
         "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
         problems(unknown, duplicates).join(", ")
     ))
+}
+
+/// Upstream's strict error for duplicate fields in a patch body: the
+/// patch handler reports strict errors as a 422 with no kind, on the field
+/// `patch`, whose value is the patched object as JSON (JSON and merge
+/// patches) or the patch as Go prints a map (strategic merge patches):
+/// ` "" is invalid: patch: Invalid value: "{...}": strict decoding error:
+/// duplicate field "spec.replicas"`. A JSON patch's fields are named
+/// `json patch duplicate field "[0].value.x"`.
+pub fn patch_strict_error(kind: PatchType, patched: &Value, patch: &Value, duplicates: &[String]) -> ApiError {
+    let (value, problems) = match kind {
+        PatchType::StrategicMerge => (crate::options::go_quote(&go_print(patch)), problems(&[], duplicates)),
+        PatchType::Json => (
+            crate::options::go_quote(&patched.to_string()),
+            duplicates.iter().map(|d| format!("json patch duplicate field \"{d}\"")).collect(),
+        ),
+        _ => (crate::options::go_quote(&patched.to_string()), problems(&[], duplicates)),
+    };
+    let detail = format!("strict decoding error: {}", problems.join(", "));
+    ApiError::invalid("", "", "", &[api::status::FieldError::invalid("patch", value, detail)])
+}
+
+/// The warnings for duplicate fields of a patch under `Warn`.
+pub fn patch_warnings(kind: PatchType, duplicates: &[String]) -> Vec<String> {
+    match kind {
+        PatchType::Json => duplicates.iter().map(|d| format!("json patch duplicate field \"{d}\"")).collect(),
+        _ => problems(&[], duplicates),
+    }
+}
+
+/// A JSON value as Go's `%+v` prints the `map[string]interface{}` it
+/// decodes to: `map[a:1 b:[x y] c:map[d:<nil>]]`, keys sorted.
+fn go_print(v: &Value) -> String {
+    match v {
+        Value::Null => "<nil>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => format!("[{}]", items.iter().map(go_print).collect::<Vec<_>>().join(" ")),
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys.iter().map(|k| format!("{k}:{}", go_print(&map[k.as_str()]))).collect();
+            format!("map[{}]", fields.join(" "))
+        }
+    }
 }
 
 /// The texts of the `Warning` headers for `fieldValidation=Warn`, one per
@@ -374,5 +441,38 @@ status: {}
             "Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: unknown field \"a\", unknown field \"b\", duplicate field \"spec.x\""
         );
         assert_eq!(warnings(&["a".into()], &["b".into()]), vec!["unknown field \"a\"", "duplicate field \"b\""]);
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_in_yaml_too() {
+        for (body, want) in [
+            ("spec:\n  replicas: 1\n  replicas: 2\n", vec!["spec.replicas"]),
+            ("a: [{x: 1, x: 2}]\n", vec!["a[0].x"]),
+            ("a: 1\nb: 2\n", vec![]),
+            ("a: [\n", vec![]),
+        ] {
+            assert_eq!(duplicate_fields_in(body.as_bytes(), true), want, "{body}");
+        }
+        assert_eq!(duplicate_fields_in(br#"{"a":1,"a":2}"#, false), vec!["a"]);
+    }
+
+    #[test]
+    fn patch_strict_errors_read_like_upstreams() {
+        let patch = json!({"spec": {"replicas": 2}});
+        let patched = json!({"kind": "Pod", "spec": {"replicas": 2}});
+        let dups = ["spec.replicas".to_string()];
+        let merge = patch_strict_error(PatchType::Merge, &patched, &patch, &dups);
+        assert_eq!((merge.code, merge.reason.as_str()), (422, "Invalid"));
+        assert_eq!(
+            merge.message,
+            r#" "" is invalid: patch: Invalid value: "{\"kind\":\"Pod\",\"spec\":{\"replicas\":2}}": strict decoding error: duplicate field "spec.replicas""#
+        );
+        let strategic = patch_strict_error(PatchType::StrategicMerge, &patched, &patch, &dups);
+        assert_eq!(
+            strategic.message,
+            r#" "" is invalid: patch: Invalid value: "map[spec:map[replicas:2]]": strict decoding error: duplicate field "spec.replicas""#
+        );
+        assert_eq!(patch_warnings(PatchType::Json, &["[0].value".into()]), vec![r#"json patch duplicate field "[0].value""#]);
+        assert_eq!(go_print(&json!({"b": [1, "x", null], "a": true})), "map[a:true b:[1 x <nil>]]");
     }
 }

@@ -28,6 +28,7 @@
 //! - [`discovery`]: `/api`, `/apis` and the resource lists clients discover.
 //! - [`openapi`]: the OpenAPI v3 documents, schemas traced from the types.
 //! - [`fieldvalidation`]: unknown and duplicate fields for `fieldValidation`.
+//! - [`options`]: query parameters read and validated as upstream reads them.
 //! - [`protobuf`]: request bodies in Kubernetes' protobuf encoding, as JSON.
 //! - [`grpc`]: the `Resources` gRPC service components use.
 //! - [`http`]: response bodies and JSON/Status responses for REST.
@@ -44,6 +45,7 @@ pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+pub mod options;
 pub mod patch;
 pub mod patchmeta;
 pub mod protobuf;
@@ -118,6 +120,12 @@ impl ApiServer {
     /// the gRPC service, everything else to the REST front door. HTTP/1.1
     /// and HTTP/2 are both accepted on plain TCP (kubectl speaks HTTP/1.1
     /// without TLS; gRPC speaks HTTP/2 with prior knowledge).
+    ///
+    /// Each REST request carries the client's address ([`rest::ClientAddr`])
+    /// so the front door can cap watches per client, and the HTTP/1 read
+    /// buffer is sized past [`rest::MAX_HEADER_BYTES`] so that an oversized
+    /// request head is refused by the front door, with a `Status`, rather
+    /// than by hyper with an empty body.
     pub async fn serve(self, listener: TcpListener, cancel: CancellationToken) -> Result<(), Error> {
         let compactor = tokio::spawn(compact_periodically(self.registry.clone(), self.compaction_interval, cancel.clone()));
         let server_address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -126,8 +134,11 @@ impl ApiServer {
                 .max_decoding_message_size(4 << 20)
                 .max_encoding_message_size(64 << 20),
         );
-        let rest = Arc::new(rest::Rest { registry: self.registry.clone(), server_address });
-        let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        let rest = Arc::new(rest::Rest { registry: self.registry.clone(), server_address, watches: Default::default() });
+        let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        // Room for a request head past the REST front door's own limits,
+        // so that it, not hyper, refuses an oversized one — with a Status.
+        builder.http1().max_buf_size(2 * rest::MAX_HEADER_BYTES).max_headers(1024);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
             let (stream, peer) = tokio::select! {
@@ -142,7 +153,7 @@ impl ApiServer {
             };
             let _ = stream.set_nodelay(true);
             let (grpc, rest) = (grpc.clone(), rest.clone());
-            let service = hyper::service::service_fn(move |req: ::http::Request<hyper::body::Incoming>| {
+            let service = hyper::service::service_fn(move |mut req: ::http::Request<hyper::body::Incoming>| {
                 let (grpc, rest) = (grpc.clone(), rest.clone());
                 async move {
                     let is_grpc =
@@ -156,6 +167,7 @@ impl ApiServer {
                             }))
                         }))
                     } else {
+                        req.extensions_mut().insert(rest::ClientAddr(peer));
                         Ok(rest::handle(rest, req).await)
                     }
                 }

@@ -32,6 +32,7 @@ use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use crate::http::{self as h, Body};
+use crate::options::{self, ListOptions, WriteKind};
 use crate::registry::{FieldValidation, Filter, Registry, WriteOptions};
 use crate::strategy::Op;
 use crate::{discovery, metrics, table, watch};
@@ -43,12 +44,84 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// its matching release from it.
 pub const KUBE_MINOR: &str = "32";
 
+/// The longest path and query accepted; a longer one is a 414 with a
+/// `Status` body. (hyper refuses URIs over 64 KiB on its own, without one.)
+pub const MAX_URI_BYTES: usize = 32 * 1024;
+
+/// The most header bytes accepted, half of Go's `DefaultMaxHeaderBytes`
+/// that kube-apiserver keeps: a larger head is a 431 with a `Status`
+/// body. The connection's read buffer is sized above it, in
+/// [`crate::ApiServer::serve`], so this check is reached first.
+pub const MAX_HEADER_BYTES: usize = 512 * 1024;
+
+/// At most this many watches may be open at once from one client address;
+/// one more is a 429 `TooManyRequests` with a `Retry-After`, as
+/// kube-apiserver's max-in-flight filter answers when it is full.
+pub const MAX_WATCHES_PER_CLIENT: usize = 100;
+
 /// Shared state of the REST front door.
 #[derive(Debug)]
 pub struct Rest {
     pub registry: Registry,
     /// `host:port` clients reach the server at, for `/api`.
     pub server_address: String,
+    /// Open watches per client address.
+    pub watches: Arc<WatchLimiter>,
+}
+
+/// The address a request came from, set on each request by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
+/// Counts open watches per client IP.
+#[derive(Debug, Default)]
+pub struct WatchLimiter {
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One open watch, counted until dropped (with the response body).
+#[derive(Debug)]
+pub struct WatchPermit {
+    limiter: Arc<WatchLimiter>,
+    ip: std::net::IpAddr,
+}
+
+impl WatchLimiter {
+    /// A permit for one more watch from `ip`, or `None` at the cap.
+    pub fn acquire(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<WatchPermit> {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(ip).or_insert(0);
+        if *count >= MAX_WATCHES_PER_CLIENT {
+            return None;
+        }
+        *count += 1;
+        Some(WatchPermit { limiter: self.clone(), ip })
+    }
+}
+
+impl Drop for WatchPermit {
+    fn drop(&mut self) {
+        let mut open = self.limiter.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// 429, as upstream's max-in-flight filter: try again in a second.
+fn too_many_requests() -> Response<Body> {
+    let err = ApiError {
+        code: 429,
+        reason: "TooManyRequests".into(),
+        message: "Too many requests, please try again later.".into(),
+        details: None,
+    };
+    let mut resp = h::error(&err);
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
 }
 
 /// The query string, decoded; keys may repeat (`command=sh&command=-c`).
@@ -82,15 +155,15 @@ impl Query {
         self.get(key).unwrap_or_default()
     }
 
+    /// A boolean parameter, decoded as upstream decodes them: see
+    /// [`options::query_bool`].
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true" | "1" | ""))
+        options::query_bool(self, key)
     }
 
+    /// An integer parameter; a malformed one is a 400 with Go's message.
     fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
-        match self.get(key) {
-            None | Some("") => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| ApiError::bad_request(format!("invalid {key}: {v:?}"))),
-        }
+        options::query_int(self, key)
     }
 }
 
@@ -178,19 +251,68 @@ fn parse_target(path: &str) -> Result<Target, ApiError> {
 }
 
 /// Serves one REST request, counting it in `/metrics`.
+///
+/// A panic in a handler is a bug, never the client's fault, and must not
+/// take the connection or the server with it: it is caught here, logged
+/// with the request, and answered as a 500 `InternalError` Status.
 pub async fn handle(rest: Arc<Rest>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let labels = metric_labels(&req, &path);
-    let resp = match route(&rest, req).await {
-        Ok(r) => r,
+    let resp = match check_limits(&req) {
         Err(e) => h::error(&e),
+        Ok(()) => without_panics(&method, &path, route(&rest, req)).await,
     };
     let status = resp.status().as_u16();
     metrics::global().observe_request(labels, status, started.elapsed());
     tracing::debug!(%method, path, status, elapsed_us = started.elapsed().as_micros() as u64, "request");
     resp
+}
+
+/// Runs a handler; its error becomes a `Status` response, and so does a
+/// panic: a 500 `InternalError`, logged with the request that caused it.
+async fn without_panics<F>(method: &Method, path: &str, handler: F) -> Response<Body>
+where
+    F: std::future::Future<Output = Result<Response<Body>, ApiError>>,
+{
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => h::error(&e),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            tracing::error!(%method, path, panic = what, "a request handler panicked");
+            h::error(&ApiError::internal(format!("the server failed to serve {method} {path}; see the server log")))
+        }
+    }
+}
+
+/// The URI and header limits, checked before anything else is read.
+fn check_limits<B>(req: &Request<B>) -> Result<(), ApiError> {
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return Err(ApiError {
+            code: 414,
+            reason: "RequestURITooLong".into(),
+            message: format!("the request URI is {uri_len} bytes long; the limit is {MAX_URI_BYTES}"),
+            details: None,
+        });
+    }
+    let header_len: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if header_len > MAX_HEADER_BYTES {
+        return Err(ApiError {
+            code: 431,
+            reason: "RequestHeaderFieldsTooLarge".into(),
+            message: format!("the request headers are {header_len} bytes long; the limit is {MAX_HEADER_BYTES}"),
+            details: None,
+        });
+    }
+    Ok(())
 }
 
 /// The request in upstream's metric labels (verb, resource, scope...).
@@ -284,10 +406,16 @@ fn success_status() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
 }
 
+/// A request body as read: already decoded (protobuf), or text to parse.
+enum RawBody {
+    Decoded(Value),
+    Text { bytes: Bytes, yaml: bool },
+}
+
 /// Reads a request body (JSON, YAML or protobuf, as labelled), within the
 /// size limit. A missing Content-Type is JSON: the Python client sends
 /// none.
-async fn read_body(req: Request<Incoming>) -> Result<Value, ApiError> {
+async fn read_raw(req: Request<Incoming>) -> Result<RawBody, ApiError> {
     let ct = content_type(&req).unwrap_or_default();
     let media = ct.split(';').next().unwrap_or_default().trim().to_string();
     let yaml = match media.as_str() {
@@ -295,7 +423,7 @@ async fn read_body(req: Request<Incoming>) -> Result<Value, ApiError> {
         "application/yaml" | "application/x-yaml" | "text/yaml" => true,
         // client-go's typed clientsets (kubectl create, expose) send
         // protobuf: decoded into the JSON the same object would be.
-        crate::protobuf::MEDIA_TYPE => return Ok(crate::protobuf::decode(&read_bytes(req).await?)?),
+        crate::protobuf::MEDIA_TYPE => return Ok(RawBody::Decoded(crate::protobuf::decode(&read_bytes(req).await?)?)),
         // Anything else (CBOR) is refused with 415.
         other => {
             let mut e = ApiError::bad_request(format!(
@@ -307,11 +435,49 @@ async fn read_body(req: Request<Incoming>) -> Result<Value, ApiError> {
             return Err(e);
         }
     };
-    let bytes = read_bytes(req).await?;
-    parse_body(&bytes, yaml)
+    Ok(RawBody::Text { bytes: read_bytes(req).await?, yaml })
 }
 
-fn parse_body(bytes: &[u8], yaml: bool) -> Result<Value, ApiError> {
+/// Reads and parses a request body.
+async fn read_body(req: Request<Incoming>) -> Result<Value, ApiError> {
+    match read_raw(req).await? {
+        RawBody::Decoded(v) => Ok(v),
+        RawBody::Text { bytes, yaml } => parse_body(&bytes, yaml),
+    }
+}
+
+/// Reads the object of a create or update, and applies `fieldValidation`
+/// to its duplicate fields, which only the raw bytes show: `Strict`
+/// refuses them as upstream's strict decoder does, `Warn` returns one
+/// warning each (`duplicate field "spec.replicas"`), `Ignore` keeps the
+/// last value silently.
+async fn read_object(req: Request<Incoming>, info: &ResourceInfo, opts: &WriteOptions) -> Result<(Value, Vec<String>), ApiError> {
+    let (bytes, yaml) = match read_raw(req).await? {
+        RawBody::Decoded(v) => return Ok((v, Vec::new())),
+        RawBody::Text { bytes, yaml } => (bytes, yaml),
+    };
+    let body = parse_body(&bytes, yaml)?;
+    if opts.validation == FieldValidation::Ignore {
+        return Ok((body, Vec::new()));
+    }
+    let duplicates = crate::fieldvalidation::duplicate_fields_in(&bytes, yaml);
+    if duplicates.is_empty() {
+        return Ok((body, Vec::new()));
+    }
+    if opts.validation == FieldValidation::Strict {
+        return Err(crate::fieldvalidation::strict_error_with_duplicates(info.kind, info.version, &[], &duplicates));
+    }
+    Ok((body, crate::fieldvalidation::warnings(&[], &duplicates)))
+}
+
+/// How deeply objects and lists may nest in a body: serde_json's and
+/// serde_yaml's own recursion limit, which keeps a hostile body (a
+/// hundred thousand `[`) from overflowing the stack.
+pub const MAX_BODY_DEPTH: usize = 128;
+
+/// Parses a JSON or YAML body into a value. Never panics: an empty body,
+/// a syntax error or nesting past [`MAX_BODY_DEPTH`] is a 400.
+pub fn parse_body(bytes: &[u8], yaml: bool) -> Result<Value, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
@@ -320,7 +486,13 @@ fn parse_body(bytes: &[u8], yaml: bool) -> Result<Value, ApiError> {
     } else {
         serde_json::from_slice::<Value>(bytes).map_err(|e| e.to_string())
     };
-    parsed.map_err(|e| ApiError::bad_request(format!("the body of the request was in an unknown format: {e}")))
+    parsed.map_err(|e| {
+        if e.contains("recursion limit exceeded") {
+            ApiError::bad_request(format!("the body of the request nests objects or lists more than {MAX_BODY_DEPTH} levels deep: {e}"))
+        } else {
+            ApiError::bad_request(format!("the body of the request was in an unknown format: {e}"))
+        }
+    })
 }
 
 async fn read_bytes(req: Request<Incoming>) -> Result<Bytes, ApiError> {
@@ -338,6 +510,32 @@ fn content_type<B>(req: &Request<B>) -> Option<String> {
     req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase)
 }
 
+/// The media types a client may ask resources in, as upstream lists them.
+/// tinykube answers JSON to all three: JSON is also YAML, and client-go,
+/// which asks for protobuf (kubectl's typed clients ask for nothing else),
+/// decodes whatever the response's Content-Type says.
+const ANSWER_MEDIA_TYPES: &[&str] = &["application/json", "application/yaml", crate::protobuf::MEDIA_TYPE];
+
+/// 406 `NotAcceptable`, as upstream's negotiation, when the `Accept`
+/// header names no media type the server answers in.
+fn check_accept<B>(req: &Request<B>) -> Result<(), ApiError> {
+    let Some(accept) = req.headers().get(header::ACCEPT) else { return Ok(()) };
+    let accept = String::from_utf8_lossy(accept.as_bytes()).to_ascii_lowercase();
+    let takes_json = accept
+        .split(',')
+        .map(|part| part.split(';').next().unwrap_or_default().trim())
+        .any(|media| media.is_empty() || media == "*/*" || media == "application/*" || ANSWER_MEDIA_TYPES.contains(&media));
+    if takes_json {
+        return Ok(());
+    }
+    Err(ApiError {
+        code: 406,
+        reason: "NotAcceptable".into(),
+        message: format!("only the following media types are accepted: {}", ANSWER_MEDIA_TYPES.join(", ")),
+        details: None,
+    })
+}
+
 fn wants_table<B>(req: &Request<B>) -> bool {
     req.headers()
         .get(header::ACCEPT)
@@ -345,12 +543,11 @@ fn wants_table<B>(req: &Request<B>) -> bool {
         .is_some_and(|a| a.split(',').next().is_some_and(|first| first.contains("as=Table")))
 }
 
-fn write_options(query: &Query) -> Result<WriteOptions, ApiError> {
-    let dry_run = match query.get_all("dryRun").as_slice() {
-        [] => false,
-        [one] if one == "All" => true,
-        other => return Err(ApiError::bad_request(format!("Invalid dry run value: {other:?}; supported: All"))),
-    };
+/// The options of a create, update or patch, validated as upstream's
+/// `Validate{Create,Update,Patch}Options`.
+fn write_options(query: &Query, kind: WriteKind) -> Result<WriteOptions, ApiError> {
+    options::validate_write_options(query, kind)?;
+    let dry_run = !query.get_all("dryRun").is_empty();
     Ok(WriteOptions { dry_run, validation: FieldValidation::parse(query.str("fieldValidation"))? })
 }
 
@@ -361,12 +558,16 @@ fn with_warnings(mut resp: Response<Body>, info: &ResourceInfo, warnings: &[Stri
         all.push(format!("tinykube stores {} but no controller acts on them yet: this object will not run", info.qualified()));
     }
     for w in all {
-        let text = format!("299 - \"{}\"", w.replace('"', "'"));
-        if let Ok(v) = HeaderValue::from_str(&text) {
-            resp.headers_mut().append("Warning", v);
-        }
+        add_warning(&mut resp, &w);
     }
     resp
+}
+
+/// One `Warning: 299 - "<text>"` header, as upstream sends them.
+fn add_warning(resp: &mut Response<Body>, text: &str) {
+    if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{}\"", text.replace('"', "'"))) {
+        resp.headers_mut().append("Warning", v);
+    }
 }
 
 async fn resource(
@@ -380,19 +581,27 @@ async fn resource(
 ) -> Result<Response<Body>, ApiError> {
     let reg = &rest.registry;
     let method = req.method().clone();
+    // Logs are text and exec a WebSocket; everything else answers JSON.
+    if !matches!(sub.as_deref(), Some("log" | "exec")) {
+        check_accept(&req)?;
+    }
     let not_allowed =
         || ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({method})"));
     match (name, sub.as_deref()) {
         // The collection.
         (None, None) => match method {
-            Method::GET if query.flag("watch") => watch_response(rest, info, &namespace, &query, wants_table(&req)).await,
+            Method::GET if query.flag("watch") => {
+                let client = req.extensions().get::<ClientAddr>().copied();
+                watch_response(rest, info, &namespace, &query, wants_table(&req), client).await
+            }
             Method::GET => list_response(reg, info, &namespace, &query, wants_table(&req)).await,
             Method::POST => {
-                let opts = write_options(&query)?;
-                let body = read_body(req).await?;
+                let opts = write_options(&query, WriteKind::Create)?;
+                let (body, mut warnings) = read_object(req, info, &opts).await?;
                 check_kind(info, &body)?;
                 let written = reg.create(info, &namespace, body, &opts).await?;
-                Ok(with_warnings(h::json(StatusCode::CREATED, &written.object), info, &written.warnings))
+                warnings.extend(written.warnings);
+                Ok(with_warnings(h::json(StatusCode::CREATED, &written.object), info, &warnings))
             }
             Method::DELETE => {
                 let options = delete_options(&query, req).await?;
@@ -412,12 +621,13 @@ async fn resource(
             }
             Method::GET => Ok(h::json(StatusCode::OK, &reg.get(info, &namespace, &name).await?)),
             Method::PUT => {
-                let opts = write_options(&query)?;
-                let body = read_body(req).await?;
+                let opts = write_options(&query, WriteKind::Update)?;
+                let (body, mut warnings) = read_object(req, info, &opts).await?;
                 check_kind(info, &body)?;
                 check_name(&body, &name)?;
                 let written = reg.update(info, &namespace, body, Op::Update, &opts).await?;
-                Ok(with_warnings(h::json(StatusCode::OK, &written.object), info, &written.warnings))
+                warnings.extend(written.warnings);
+                Ok(with_warnings(h::json(StatusCode::OK, &written.object), info, &warnings))
             }
             Method::PATCH => patch_response(reg, info, &namespace, &name, Op::Update, &query, req).await,
             Method::DELETE => {
@@ -430,11 +640,15 @@ async fn resource(
         (Some(name), Some("status")) if info.has_status => match method {
             Method::GET => Ok(h::json(StatusCode::OK, &reg.get(info, &namespace, &name).await?)),
             Method::PUT => {
-                let opts = write_options(&query)?;
-                let body = read_body(req).await?;
+                let opts = write_options(&query, WriteKind::Update)?;
+                let (body, warnings) = read_object(req, info, &opts).await?;
                 check_name(&body, &name)?;
                 let written = reg.update(info, &namespace, body, Op::UpdateStatus, &opts).await?;
-                Ok(h::json(StatusCode::OK, &written.object))
+                let mut resp = h::json(StatusCode::OK, &written.object);
+                for w in warnings.iter().chain(&written.warnings) {
+                    add_warning(&mut resp, w);
+                }
+                Ok(resp)
             }
             Method::PATCH => patch_response(reg, info, &namespace, &name, Op::UpdateStatus, &query, req).await,
             _ => Err(not_allowed()),
@@ -504,6 +718,7 @@ async fn delete_options(query: &Query, req: Request<Incoming>) -> Result<Value, 
     if !dry.is_empty() {
         options["dryRun"] = json!(dry);
     }
+    options::validate_delete_options(&options)?;
     Ok(options)
 }
 
@@ -534,9 +749,9 @@ async fn list_response(
     query: &Query,
     table: bool,
 ) -> Result<Response<Body>, ApiError> {
-    let filter = Filter::parse(info, query.str("labelSelector"), query.str("fieldSelector"))?;
-    let limit = query.int("limit")?.unwrap_or(0);
-    let page = reg.list_page(info, ns, &filter, limit, query.str("continue")).await?;
+    let opts = ListOptions::parse(query)?;
+    let filter = Filter::parse(info, &opts.label_selector, &opts.field_selector)?;
+    let page = reg.list_page(info, ns, &filter, opts.limit, &opts.continue_token).await?;
     let rv = page.revision.to_string();
     if table {
         return Ok(h::json(StatusCode::OK, &to_table(info, &page.items, &rv, &page.continue_token)));
@@ -606,20 +821,34 @@ async fn watch_response(
     ns: &str,
     query: &Query,
     table: bool,
+    client: Option<ClientAddr>,
 ) -> Result<Response<Body>, ApiError> {
-    let filter = Filter::parse(info, query.str("labelSelector"), query.str("fieldSelector"))?;
-    let send_initial = query.flag("sendInitialEvents");
-    let mut rv = query.str("resourceVersion").to_string();
-    if send_initial && !rv.is_empty() && rv != "0" {
+    let opts = ListOptions::parse(query)?;
+    let filter = Filter::parse(info, &opts.label_selector, &opts.field_selector)?;
+    // Held by the response body: the watch counts until the client goes.
+    let permit = match client {
+        Some(ClientAddr(addr)) => match rest.watches.acquire(addr.ip()) {
+            Some(p) => Some(p),
+            None => return Ok(too_many_requests()),
+        },
+        None => None,
+    };
+    let mut rv = opts.resource_version.clone();
+    let legacy = rv.is_empty() || rv == "0";
+    if opts.send_initial_events == Some(true) && !legacy {
         // "Initial events, then changes": from a snapshot, as "0" does.
         rv = String::new();
+    }
+    if opts.send_initial_events == Some(false) && legacy {
+        // "Changes only, from now": no synthetic ADDED events.
+        rv = current_revision(&rest.registry).await?.to_string();
     }
     let params = watch::WatchParams {
         namespace: ns.to_string(),
         filter,
         resource_version: rv.clone(),
-        bookmark_interval: query.flag("allowWatchBookmarks").then_some(BOOKMARK_INTERVAL),
-        initial_events_end: send_initial && query.flag("allowWatchBookmarks"),
+        bookmark_interval: opts.allow_watch_bookmarks.then_some(BOOKMARK_INTERVAL),
+        initial_events_end: opts.send_initial_events == Some(true) && opts.allow_watch_bookmarks,
     };
     // With resourceVersion "0" (or unset) kubectl expects the current state
     // first, as synthetic ADDED events; `watch::watch` does that.
@@ -627,12 +856,12 @@ async fn watch_response(
     // Counted in `apiserver_longrunning_requests` until the stream is
     // dropped: when the client goes away or the watch times out.
     let open = metrics::global().long_running(metrics::RequestInfo::resource(&Method::GET, info, ns, false, None, true, false, false));
-    let timeout = query.int("timeoutSeconds")?.map(|s| Duration::from_secs(s.max(0) as u64));
+    let timeout = opts.timeout_seconds.filter(|s| *s != 0).map(|s| Duration::from_secs(s.max(0) as u64));
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let events = tokio_stream::wrappers::ReceiverStream::new(rx);
     let stream = events
         .map(move |mut ev| {
-            let _open = &open;
+            let (_open, _permit) = (&open, &permit);
             if table && ev["type"] != "BOOKMARK" && ev["type"] != "ERROR" {
                 let rv = ev["object"]["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
                 ev["object"] = to_table(info, std::slice::from_ref(&ev["object"]), &rv, "");
@@ -654,6 +883,21 @@ async fn watch_response(
         .expect("static response"))
 }
 
+/// The store's current revision, read without fetching any object.
+async fn current_revision(reg: &Registry) -> Result<i64, ApiError> {
+    let resp = reg
+        .kv()
+        .range(store::RangeRequest {
+            key: b"/registry/".to_vec(),
+            range_end: store::prefix_end(b"/registry/"),
+            count_only: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(resp.revision)
+}
+
 async fn patch_response(
     reg: &Registry,
     info: &'static ResourceInfo,
@@ -663,13 +907,18 @@ async fn patch_response(
     query: &Query,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let opts = write_options(query)?;
+    let opts = write_options(query, WriteKind::Patch)?;
     let ct = content_type(&req).unwrap_or_default();
     let kind = crate::patch::PatchType::from_content_type(&ct).ok_or_else(|| unsupported_media(&ct))?;
     if kind == crate::patch::PatchType::Apply {
         return Err(unsupported_media(&ct));
     }
     let body = read_bytes(req).await?;
+    // Duplicate fields of the patch itself, which only its bytes show.
+    let duplicates = match opts.validation {
+        FieldValidation::Ignore => Vec::new(),
+        _ => crate::fieldvalidation::duplicate_fields(&body),
+    };
     let written = reg
         .guaranteed_update(
             info,
@@ -679,6 +928,10 @@ async fn patch_response(
             &opts,
             |current| {
                 let patched = crate::patch::apply(kind, info, current, &body)?;
+                if !duplicates.is_empty() && opts.validation == FieldValidation::Strict {
+                    let patch: Value = serde_json::from_slice(&body).unwrap_or_default();
+                    return Err(crate::fieldvalidation::patch_strict_error(kind, &patched, &patch, &duplicates));
+                }
                 // A patch may carry a resourceVersion: then it is a precondition.
                 let wanted = patched["metadata"]["resourceVersion"].as_str().unwrap_or_default();
                 let have = current["metadata"]["resourceVersion"].as_str().unwrap_or_default();
@@ -690,7 +943,9 @@ async fn patch_response(
             op,
         )
         .await?;
-    Ok(with_warnings(h::json(StatusCode::OK, &written.object), info, &written.warnings))
+    let mut warnings = crate::fieldvalidation::patch_warnings(kind, &duplicates);
+    warnings.extend(written.warnings);
+    Ok(with_warnings(h::json(StatusCode::OK, &written.object), info, &warnings))
 }
 
 fn unsupported_media(ct: &str) -> ApiError {
@@ -738,7 +993,7 @@ async fn scale(
         let obj = reg.get(info, ns, name).await?;
         return Ok(h::json(StatusCode::OK, &scale_of(&obj)));
     }
-    let opts = write_options(query)?;
+    let opts = write_options(query, if method == Method::PATCH { WriteKind::Patch } else { WriteKind::Update })?;
     let (wanted_rv, new_scale): (String, Box<ScaleFn>) = match method {
         Method::PUT => {
             let body = read_body(req).await?;
@@ -865,7 +1120,113 @@ mod tests {
         assert!(q.flag("watch"));
         assert!(q.flag("empty"));
         assert_eq!(q.get_all("command"), vec!["sh", "-c"]);
-        assert!(q.int("watch").is_ok());
+        assert_eq!(q.int("watch").unwrap(), Some(1));
+        assert!(q.int("empty").is_err(), "an empty integer is malformed, as upstream");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_status() {
+        let resp = without_panics(&Method::GET, "/api/v1/pods", async { panic!("boom") }).await;
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let status: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status["kind"], "Status");
+        assert_eq!(status["reason"], "InternalError");
+        assert_eq!(status["message"], "Internal error occurred: the server failed to serve GET /api/v1/pods; see the server log");
+    }
+
+    /// Bodies a client could send by mistake or malice: each a 400, none
+    /// a panic or a stack overflow.
+    #[test]
+    fn hostile_bodies_are_bad_requests() {
+        let deep_json = "[".repeat(100_000);
+        let deep_yaml = "- ".repeat(100_000) + "x";
+        let deep_flow = "[".repeat(100_000);
+        let deep_map = "{\"a\":".repeat(100_000);
+        let cases: &[(&[u8], bool, &str)] = &[
+            (
+                deep_json.as_bytes(),
+                false,
+                "the body of the request nests objects or lists more than 128 levels deep: recursion limit exceeded",
+            ),
+            (
+                deep_map.as_bytes(),
+                false,
+                "the body of the request nests objects or lists more than 128 levels deep: recursion limit exceeded",
+            ),
+            (
+                deep_yaml.as_bytes(),
+                true,
+                "the body of the request nests objects or lists more than 128 levels deep: recursion limit exceeded",
+            ),
+            (
+                deep_flow.as_bytes(),
+                true,
+                "the body of the request nests objects or lists more than 128 levels deep: recursion limit exceeded",
+            ),
+            (b"", false, "the request body is empty"),
+            (b"{", false, "the body of the request was in an unknown format: EOF while parsing an object"),
+            (b"\xff\xfe", false, "the body of the request was in an unknown format: expected value"),
+            (b"a: [", true, "the body of the request was in an unknown format: "),
+        ];
+        for (body, yaml, want) in cases {
+            let err = parse_body(body, *yaml).expect_err("must fail");
+            assert_eq!((err.code, err.reason.as_str()), (400, "BadRequest"));
+            assert!(err.message.starts_with(want), "{}: {}", String::from_utf8_lossy(&body[..body.len().min(20)]), err.message);
+        }
+        // Within the limit, deep bodies parse.
+        let ok = "[".repeat(100) + &"]".repeat(100);
+        assert!(parse_body(ok.as_bytes(), false).is_ok());
+    }
+
+    #[test]
+    fn uri_and_header_limits_answer_with_a_status() {
+        let long = format!("/api/v1/pods?labelSelector={}", "a".repeat(MAX_URI_BYTES));
+        let err = check_limits(&Request::get(long).body(()).unwrap()).unwrap_err();
+        assert_eq!((err.code, err.reason.as_str()), (414, "RequestURITooLong"));
+        let mut req = Request::get("/api/v1/pods").body(()).unwrap();
+        for i in 0..9 {
+            req.headers_mut()
+                .insert(format!("x-big-{i}").parse::<header::HeaderName>().unwrap(), "v".repeat(64 * 1024).parse().unwrap());
+        }
+        let err = check_limits(&req).unwrap_err();
+        assert_eq!((err.code, err.reason.as_str()), (431, "RequestHeaderFieldsTooLarge"));
+        assert!(check_limits(&Request::get("/api/v1/pods?limit=5").body(()).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn accept_headers_are_negotiated() {
+        let with = |accept: &str| check_accept(&Request::get("/api/v1/pods").header(header::ACCEPT, accept).body(()).unwrap());
+        for ok in [
+            "application/json",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            "application/vnd.kubernetes.protobuf, */*",
+            "application/json;stream=watch",
+            "APPLICATION/*",
+        ] {
+            assert!(with(ok).is_ok(), "{ok}");
+        }
+        let err = with("application/xml").unwrap_err();
+        assert_eq!((err.code, err.reason.as_str()), (406, "NotAcceptable"));
+        assert_eq!(
+            err.message,
+            "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"
+        );
+        assert!(with("application/vnd.kubernetes.protobuf").is_ok(), "kubectl's typed clients ask for protobuf alone");
+    }
+
+    #[test]
+    fn watches_per_client_are_capped() {
+        let limiter = Arc::new(WatchLimiter::default());
+        let ip: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let permits: Vec<_> = (0..MAX_WATCHES_PER_CLIENT).map(|_| limiter.acquire(ip).expect("under the cap")).collect();
+        assert!(limiter.acquire(ip).is_none(), "one over the cap");
+        assert!(limiter.acquire("10.0.0.2".parse().unwrap()).is_some(), "another client has its own count");
+        drop(permits);
+        assert!(limiter.acquire(ip).is_some(), "permits are returned when watches end");
+        let resp = too_many_requests();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
     }
 
     #[test]

@@ -63,7 +63,15 @@ pub async fn watch(registry: &Registry, info: &'static ResourceInfo, params: Wat
             initial = list.items;
             list.revision + 1
         }
-        rv => rv.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))? + 1,
+        // Storage reads a resourceVersion as an unsigned integer: "-1" or
+        // "abc" fail here rather than watching from a revision that never
+        // comes.
+        rv => {
+            let parsed = crate::options::parse_resource_version(rv)?;
+            i64::try_from(parsed).ok().and_then(|r| r.checked_add(1)).ok_or_else(|| {
+                ApiError::bad_request(format!("invalid resource version: resourceVersion: Invalid value: \"{rv}\": too large"))
+            })?
+        }
     };
     let prefix = info.prefix(Some(params.namespace.as_str()).filter(|n| !n.is_empty()));
     let mut watcher = registry
