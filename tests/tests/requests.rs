@@ -123,7 +123,7 @@ fn with_body(mut c: Case, headers: &str, body: impl Into<Vec<u8>>) -> Case {
 
 fn bad_requests() -> Vec<Case> {
     let label_char =
-        "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+        "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
     let config_map = |name: &str| format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}},"data":{{"a":"1"}}}}"#);
     vec![
         // Label selectors.

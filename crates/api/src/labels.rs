@@ -506,8 +506,8 @@ mod tests {
     #[test]
     fn malformed_selectors_fail_with_upstreams_messages() {
         const KEY: &str =
-            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-        const VALUE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+        const VALUE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
         let cases: &[(&str, String)] = &[
             (",,", "found ',', expected: !, identifier, or 'end of string'".into()),
             ("a=b,", "found '', expected: identifier after ','".into()),

@@ -658,8 +658,16 @@ async fn resource(
         }
         (Some(name), Some("binding")) if info.resource == "pods" && method == Method::POST => {
             let mut body = read_body(req).await?;
-            if body["metadata"]["name"].as_str().is_none_or(str::is_empty) {
-                body["metadata"]["name"] = json!(name);
+            // The pod named on the URL, unless the Binding names it.
+            let Some(obj) = body.as_object_mut() else {
+                return Err(ApiError::bad_request("Binding in version \"v1\" cannot be handled as a Binding: the body is not an object"));
+            };
+            let meta = obj.entry("metadata").or_insert_with(|| json!({}));
+            let Some(meta) = meta.as_object_mut() else {
+                return Err(ApiError::bad_request("Binding in version \"v1\" cannot be handled as a Binding: metadata is not an object"));
+            };
+            if meta.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+                meta.insert("name".into(), json!(name));
             }
             reg.bind(&namespace, &body).await?;
             Ok(h::json(StatusCode::CREATED, &success_status()))
@@ -694,8 +702,9 @@ fn check_kind(info: &ResourceInfo, body: &Value) -> Result<(), ApiError> {
 }
 
 fn check_name(body: &Value, name: &str) -> Result<(), ApiError> {
+    // As upstream's `checkName`: a body without a name does not match either.
     let in_body = body["metadata"]["name"].as_str().unwrap_or_default();
-    if !in_body.is_empty() && in_body != name {
+    if in_body != name {
         return Err(ApiError::bad_request(format!("the name of the object ({in_body}) does not match the name on the URL ({name})")));
     }
     Ok(())
