@@ -311,7 +311,7 @@ async fn read_body(req: Request<Incoming>) -> Result<Value, ApiError> {
     parse_body(&bytes, yaml)
 }
 
-fn parse_body(bytes: &[u8], yaml: bool) -> Result<Value, ApiError> {
+pub fn parse_body(bytes: &[u8], yaml: bool) -> Result<Value, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
