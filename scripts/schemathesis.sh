@@ -85,7 +85,8 @@ TOML
 
 echo "scripts/schemathesis.sh: schemathesis $version against $url ($checks, $max_examples examples per operation, at most ${max_time}s)" >&2
 status=0
-schemathesis --config-file "$dir/schemathesis.toml" run "$dir/api-v1.json" \
+# From the temporary directory: schemathesis keeps a cache in the current one.
+(cd "$dir" && schemathesis --config-file "$dir/schemathesis.toml" run "$dir/api-v1.json" \
   --url "$url" \
   --include-path-regex '^/api/v1/namespaces/\{namespace\}/(configmaps|pods|services|secrets)(/\{name\})?$' \
   --checks "$checks" \
@@ -94,7 +95,7 @@ schemathesis --config-file "$dir/schemathesis.toml" run "$dir/api-v1.json" \
   --request-timeout 10 \
   --workers 1 \
   --seed 1 \
-  --no-color || status=$?
+  --no-color) || status=$?
 if ((status)); then
   echo "scripts/schemathesis.sh: schemathesis failed (exit $status); the server's log:" >&2
   tail -n 50 "$dir/server.log" >&2
