@@ -246,6 +246,19 @@ fn bad_requests() -> Vec<Case> {
             "Invalid",
             "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"Bogus\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"",
         ),
+        // A DeleteOptions body that is not an object (it once panicked the
+        // handler when the query set options on it).
+        with_body(
+            case(
+                "DELETE",
+                format!("{CONFIGMAPS}/kube-root-ca.crt?gracePeriodSeconds=0"),
+                400,
+                "BadRequest",
+                r#"couldn't get version/kind; json parse error: json: cannot unmarshal array into Go value of type struct { APIVersion string "json:\"apiVersion,omitempty\""; Kind string "json:\"kind,omitempty\"" }"#,
+            ),
+            JSON,
+            "[null, null]",
+        ),
         // Duplicate fields under Strict, in JSON and in YAML.
         with_body(
             case(

@@ -521,8 +521,16 @@ impl<'de> Deserializer<'de> for Tracer<'_> {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, TraceError> {
         // `IntOrString` decodes from any JSON; so does `serde_json::Value`.
+        // An int-or-string is either JSON type, as upstream's v3 documents
+        // say with `oneOf` (`IntOrString.OpenAPIV3OneOfTypes`): a `type` of
+        // `string` alone would make every `targetPort: 80` the server
+        // returns a violation of its own schema.
         *self.out = Some(if expecting(&visitor) == "IntOrString" {
-            json!({ "type": "string", "format": "int-or-string", "x-kubernetes-int-or-string": true })
+            json!({
+                "oneOf": [{ "type": "integer" }, { "type": "string" }],
+                "format": "int-or-string",
+                "x-kubernetes-int-or-string": true,
+            })
         } else {
             json!({ "x-kubernetes-preserve-unknown-fields": true })
         });
@@ -964,6 +972,7 @@ mod tests {
             (&core, "Secret", "data", "additionalProperties", json!({ "type": "string", "format": "byte" })),
             (&core, "Event", "eventTime", "format", json!("date-time")),
             (&core, "Service", "spec.ports", "x-kubernetes-patch-merge-key", json!("port")),
+            (&core, "Service", "spec.ports.targetPort", "oneOf", json!([{ "type": "integer" }, { "type": "string" }])),
             (&core, "Node", "status.addresses", "x-kubernetes-patch-merge-key", json!("type")),
         ] {
             assert_eq!(at(doc, kind, path)[key], want, "{kind} {path} {key}");

@@ -714,6 +714,25 @@ fn check_name(body: &Value, name: &str) -> Result<(), ApiError> {
 async fn delete_options(query: &Query, req: Request<Incoming>) -> Result<Value, ApiError> {
     let bytes = read_bytes(req).await?;
     let mut options = if bytes.iter().all(u8::is_ascii_whitespace) { json!({}) } else { parse_body(&bytes, false)? };
+    if options.is_null() {
+        options = json!({});
+    }
+    // Only an object decodes into DeleteOptions (`[null, null]` once
+    // panicked the handler below, where the query's options are set on it).
+    if !options.is_object() {
+        let found = match &options {
+            Value::Array(_) => "array",
+            Value::String(_) => "string",
+            Value::Number(_) => "number",
+            Value::Bool(_) => "bool",
+            _ => "null",
+        };
+        // Upstream's decoder first reads apiVersion and kind, and fails there.
+        return Err(ApiError::bad_request(format!(
+            "couldn't get version/kind; json parse error: json: cannot unmarshal {found} into Go value of type \
+             struct {{ APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }}"
+        )));
+    }
     if let Some(g) = query.int("gracePeriodSeconds")? {
         options["gracePeriodSeconds"] = json!(g);
     }
