@@ -34,9 +34,12 @@ impl Answer {
     }
 }
 
+/// An answer's status code, its headers, and the bytes of its body read so far.
+type Head = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// Reads the status line and headers of an answer from `stream`; the body
 /// is what follows.
-fn read_head(stream: &mut TcpStream) -> Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+fn read_head(stream: &mut TcpStream) -> Result<Head> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let end = loop {
@@ -381,20 +384,20 @@ fn duplicate_fields_under_warn_are_warnings() -> Result<()> {
 #[test]
 fn watches_are_capped_per_client() -> Result<()> {
     let cluster = Cluster::start_with(&["--no-agent"])?;
-    let open_watch = || -> Result<(TcpStream, u16, Vec<(String, String)>, Vec<u8>)> {
+    let open_watch = || -> Result<(TcpStream, Head)> {
         let mut stream = TcpStream::connect(("127.0.0.1", cluster.port))?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         stream.write_all(format!("GET {CONFIGMAPS}?watch=1 HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())?;
-        let (code, headers, body) = read_head(&mut stream)?;
-        Ok((stream, code, headers, body))
+        let head = read_head(&mut stream)?;
+        Ok((stream, head))
     };
     let mut open = Vec::new();
     for i in 0..100 {
-        let (stream, code, _, _) = open_watch()?;
+        let (stream, (code, _, _)) = open_watch()?;
         assert_eq!(code, 200, "watch {i}");
         open.push(stream);
     }
-    let (mut stream, code, headers, mut body) = open_watch()?;
+    let (mut stream, (code, headers, mut body)) = open_watch()?;
     stream.read_to_end(&mut body)?;
     assert_eq!(code, 429);
     assert!(headers.contains(&("retry-after".to_string(), "1".to_string())), "{headers:?}");
@@ -405,7 +408,9 @@ fn watches_are_capped_per_client() -> Result<()> {
     assert_eq!(get(&cluster, CONFIGMAPS)?.code, 200);
     // A watch that ends gives its place back.
     drop(open.pop());
-    cluster.wait_for("a watch slot to free up", Duration::from_secs(10), || open_watch().ok().filter(|w| w.1 == 200).map(|_| ()))?;
+    cluster.wait_for("a watch slot to free up", Duration::from_secs(10), || {
+        open_watch().ok().filter(|(_, (code, _, _))| *code == 200).map(|_| ())
+    })?;
     Ok(())
 }
 
