@@ -209,16 +209,6 @@ async fn compact_periodically(registry: Registry, interval: Duration, cancel: Ca
                 tracing::debug!(revision = rev, "compacted history");
             }
         }
-        previous = registry
-            .kv()
-            .range(store::RangeRequest {
-                key: b"/registry/".to_vec(),
-                range_end: store::prefix_end(b"/registry/"),
-                count_only: true,
-                ..Default::default()
-            })
-            .await
-            .ok()
-            .map(|r| r.revision);
+        previous = registry.revision().await.ok();
     }
 }

@@ -210,6 +210,21 @@ impl Registry {
         &self.kv
     }
 
+    /// The store's current revision, read without fetching any object.
+    pub async fn revision(&self) -> Result<i64, ApiError> {
+        let resp = self
+            .kv
+            .range(RangeRequest {
+                key: b"/registry/".to_vec(),
+                range_end: store::prefix_end(b"/registry/"),
+                count_only: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(store_err)?;
+        Ok(resp.revision)
+    }
+
     async fn read(&self, key: &str) -> Result<Option<KeyValue>, ApiError> {
         let resp = self.kv.range(RangeRequest { key: key.as_bytes().to_vec(), ..Default::default() }).await.map_err(store_err)?;
         Ok(resp.kvs.into_iter().next())

@@ -869,7 +869,7 @@ async fn watch_response(
     }
     if opts.send_initial_events == Some(false) && legacy {
         // "Changes only, from now": no synthetic ADDED events.
-        rv = current_revision(&rest.registry).await?.to_string();
+        rv = rest.registry.revision().await?.to_string();
     }
     let params = watch::WatchParams {
         namespace: ns.to_string(),
@@ -909,21 +909,6 @@ async fn watch_response(
         .header(header::CACHE_CONTROL, "no-cache, private")
         .body(h::streaming(stream))
         .expect("static response"))
-}
-
-/// The store's current revision, read without fetching any object.
-async fn current_revision(reg: &Registry) -> Result<i64, ApiError> {
-    let resp = reg
-        .kv()
-        .range(store::RangeRequest {
-            key: b"/registry/".to_vec(),
-            range_end: store::prefix_end(b"/registry/"),
-            count_only: true,
-            ..Default::default()
-        })
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(resp.revision)
 }
 
 async fn patch_response(
