@@ -40,9 +40,10 @@ struct Parts {
     text: String,
 }
 
-/// A DNS-1123 label: what every kind accepts as a name.
+/// A DNS-1035 label (a DNS-1123 label that starts with a letter): what
+/// every kind accepts as a name, Services included.
 fn dns_label() -> impl Strategy<Value = String> {
-    "[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?"
+    "[a-z]([-a-z0-9]{0,30}[a-z0-9])?"
 }
 
 /// A label key, optionally with a DNS subdomain prefix.
