@@ -26,6 +26,7 @@
 //! - [`time`]: timestamps in the form Kubernetes writes them.
 
 pub mod fields;
+pub mod go;
 pub mod labels;
 pub mod names;
 pub mod qos;

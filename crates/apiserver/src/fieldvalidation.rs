@@ -210,12 +210,11 @@ pub fn strict_error_with_duplicates(kind: &str, version: &str, unknown: &[String
 /// `json patch duplicate field "[0].value.x"`.
 pub fn patch_strict_error(kind: PatchType, patched: &Value, patch: &Value, duplicates: &[String]) -> ApiError {
     let (value, problems) = match kind {
-        PatchType::StrategicMerge => (crate::options::go_quote(&go_print(patch)), problems(&[], duplicates)),
-        PatchType::Json => (
-            crate::options::go_quote(&patched.to_string()),
-            duplicates.iter().map(|d| format!("json patch duplicate field \"{d}\"")).collect(),
-        ),
-        _ => (crate::options::go_quote(&patched.to_string()), problems(&[], duplicates)),
+        PatchType::StrategicMerge => (api::go::quote(&go_print(patch)), problems(&[], duplicates)),
+        PatchType::Json => {
+            (api::go::quote(&patched.to_string()), duplicates.iter().map(|d| format!("json patch duplicate field \"{d}\"")).collect())
+        }
+        _ => (api::go::quote(&patched.to_string()), problems(&[], duplicates)),
     };
     let detail = format!("strict decoding error: {}", problems.join(", "));
     ApiError::invalid("", "", "", &[api::status::FieldError::invalid("patch", value, detail)])

@@ -57,41 +57,17 @@ pub fn query_int(query: &Query, key: &str) -> Result<Option<i64>, ApiError> {
 fn parse_int(s: &str) -> Result<i64, String> {
     let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("strconv.ParseInt: parsing {}: invalid syntax", go_quote(s)));
+        return Err(format!("strconv.ParseInt: parsing {}: invalid syntax", api::go::quote(s)));
     }
-    s.parse().map_err(|_| format!("strconv.ParseInt: parsing {}: value out of range", go_quote(s)))
+    s.parse().map_err(|_| format!("strconv.ParseInt: parsing {}: value out of range", api::go::quote(s)))
 }
 
 /// Go's `strconv.ParseUint(s, 10, 64)`, with its error text.
 fn parse_uint(s: &str) -> Result<u64, String> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("strconv.ParseUint: parsing {}: invalid syntax", go_quote(s)));
+        return Err(format!("strconv.ParseUint: parsing {}: invalid syntax", api::go::quote(s)));
     }
-    s.parse().map_err(|_| format!("strconv.ParseUint: parsing {}: value out of range", go_quote(s)))
-}
-
-/// A string quoted as Go's `%q` prints it, so messages read as upstream's.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    s.parse().map_err(|_| format!("strconv.ParseUint: parsing {}: value out of range", api::go::quote(s)))
 }
 
 /// A resourceVersion as storage reads it: "" and "0" mean "any", anything
@@ -106,8 +82,9 @@ pub fn parse_resource_version(rv: &str) -> Result<u64, ApiError> {
     if rv.is_empty() || rv == "0" {
         return Ok(0);
     }
-    parse_uint(rv)
-        .map_err(|e| ApiError::bad_request(format!("invalid resource version: resourceVersion: Invalid value: {}: {e}", go_quote(rv))))
+    parse_uint(rv).map_err(|e| {
+        ApiError::bad_request(format!("invalid resource version: resourceVersion: Invalid value: {}: {e}", api::go::quote(rv)))
+    })
 }
 
 /// `metav1.ResourceVersionMatch` values.
@@ -214,7 +191,7 @@ impl ListOptions {
 /// `Unsupported value: "x": supported values: "a", "b"`, with the value
 /// quoted as upstream quotes a string.
 fn not_supported(field: &str, value: &str, supported: &[&str]) -> FieldError {
-    FieldError::not_supported(field, go_quote(value), supported)
+    FieldError::not_supported(field, api::go::quote(value), supported)
 }
 
 /// Which write the options belong to: names the options kind in errors.
@@ -261,7 +238,7 @@ pub fn validate_delete_options(options: &serde_json::Value) -> Result<(), ApiErr
         if let Some(p) = policy {
             errors.push(FieldError::invalid(
                 "propagationPolicy",
-                go_quote(p.as_str().unwrap_or_default()),
+                api::go::quote(p.as_str().unwrap_or_default()),
                 "orphanDependents and deletionPropagation cannot be both set",
             ));
         }
@@ -298,7 +275,7 @@ fn field_manager_errors(manager: &str) -> Vec<FieldError> {
         if c.is_control() {
             errors.push(FieldError::invalid(
                 "fieldManager",
-                go_quote(manager),
+                api::go::quote(manager),
                 format!("invalid character U+{:04X} (at position {i})", c as u32),
             ));
         }
@@ -312,7 +289,7 @@ fn dry_run_errors(values: &[String]) -> Vec<FieldError> {
     if values.iter().all(|v| v == "All") {
         return Vec::new();
     }
-    let list = values.iter().map(|v| go_quote(v)).collect::<Vec<_>>().join(", ");
+    let list = values.iter().map(|v| api::go::quote(v)).collect::<Vec<_>>().join(", ");
     vec![FieldError::not_supported("dryRun", format!("[]string{{{list}}}"), &["All"])]
 }
 
@@ -481,6 +458,6 @@ mod tests {
 
     #[test]
     fn go_quoting() {
-        assert_eq!(go_quote("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\x01é\"");
+        assert_eq!(api::go::quote("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\x01é\"");
     }
 }

@@ -45,9 +45,7 @@ pub type ErrorList = Vec<FieldError>;
 
 /// A string as Go's `%q` prints it, which is how a field error shows a
 /// string value.
-pub fn quote(s: &str) -> String {
-    format!("{s:?}")
-}
+pub use api::go::quote;
 
 /// A value as a field error shows a Go value that is neither a string
 /// nor a number; JSON is the closest readable form.
