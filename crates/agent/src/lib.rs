@@ -50,6 +50,7 @@
 //!
 //! # Layout
 //! - [`run`] and [`Config`]: the entry point the binary calls.
+//! - [`bootstrap`]: joining a cluster with a token (the kubelet's TLS bootstrap).
 //! - [`node`]: Node registration, capacity and the status heartbeat.
 //! - [`lease`]: the `kube-node-lease` heartbeat Lease.
 //! - [`sync_loop`]: routes pod changes and container events to workers.
@@ -75,6 +76,7 @@
 //! - `sys`: signals, sessions and `/proc`.
 
 pub mod backoff;
+pub mod bootstrap;
 pub mod crilog;
 pub mod env;
 pub mod exec;
@@ -124,6 +126,11 @@ pub enum RuntimeKind {
     Process,
 }
 
+/// The user of the api-server's client certificate for agents, as
+/// kubeadm names it: the one client an agent's port serves (besides
+/// `system:masters`).
+pub const APISERVER_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
+
 /// The default pod range of a node (`--pod-cidr`).
 pub const DEFAULT_POD_CIDR: &str = "10.88.0.0/16";
 
@@ -150,6 +157,9 @@ pub struct Config {
     pub backoff_cap: Duration,
     /// How often the Node status is written and the Lease renewed.
     pub status_update_period: Duration,
+    /// The cluster CA (PEM): the agent's port accepts only clients with a
+    /// certificate it signed for the api-server.
+    pub ca_pem: String,
     /// The binary that supervises each container, run as `<shim> shim --
     /// ...` (see [`shim`]): the `tinykube` binary itself. [`Config::new`]
     /// takes the running executable, which is right inside `tinykube`;
@@ -172,6 +182,7 @@ impl Config {
             backoff_cap: Duration::from_secs(300),
             status_update_period: Duration::from_secs(10),
             shim: std::env::current_exe().ok(),
+            ca_pem: String::new(),
         }
     }
 }
@@ -188,6 +199,9 @@ pub enum Error {
     /// The docker runtime was asked for and no Docker Engine answers.
     #[error("the docker runtime needs a Docker Engine: {0}")]
     NoDocker(String),
+    /// The agent's TLS configuration could not be made.
+    #[error("the agent's TLS: {0}")]
+    Tls(api::pki::PkiError),
     /// The agent's gRPC server could not bind its address.
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
@@ -241,8 +255,9 @@ pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> R
     let lookup: PodLookup = Arc::new(move |ns: &str, name: &str| cache.get(&format!("{ns}/{name}")));
     let service = AgentService { runtime: runtime.clone(), data_dir: config.data_dir.clone(), pods: lookup };
     let server_cancel = cancel.clone();
+    let tls = service::tls(&config.ca_pem, config.node_ip).map_err(Error::Tls)?;
     background.spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let incoming = service::incoming(listener, tls, server_cancel.clone());
         let served = tonic::transport::Server::builder()
             .add_service(AgentServer::new(service))
             .serve_with_incoming_shutdown(incoming, server_cancel.cancelled_owned())

@@ -34,6 +34,9 @@ use rcgen::{
     KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 
+/// The signer of kubelets' client certificates, as upstream names it.
+pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+
 /// A year: how long issued certificates are valid.
 pub const CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Ten years: how long the CA is valid, as kubeadm's.
@@ -96,6 +99,15 @@ pub enum Usage {
     Client,
     /// A TLS server: the api-server, an agent's port.
     Server,
+}
+
+impl Usage {
+    fn purpose(self) -> ExtendedKeyUsagePurpose {
+        match self {
+            Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
+            Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
+        }
+    }
 }
 
 /// What to put in a certificate the CA issues.
@@ -172,8 +184,9 @@ impl Ca {
     pub fn load_or_create(dir: &Path, common_name: &str) -> Result<Ca, PkiError> {
         let (crt, key) = (dir.join("ca.crt"), dir.join("ca.key"));
         if crt.exists() || key.exists() {
-            return Ca::from_pem(&read(&crt)?, &read(&key)?)
-                .map_err(|e| PkiError::Certificate(format!("the CA in {}: {e} (remove ca.crt and ca.key to make a new one)", dir.display())));
+            return Ca::from_pem(&read(&crt)?, &read(&key)?).map_err(|e| {
+                PkiError::Certificate(format!("the CA in {}: {e} (remove ca.crt and ca.key to make a new one)", dir.display()))
+            });
         }
         let ca = Ca::generate(common_name)?;
         std::fs::create_dir_all(dir).map_err(|source| PkiError::Io { path: dir.display().to_string(), source })?;
@@ -196,14 +209,7 @@ impl Ca {
     /// Issues a new key and a certificate for it.
     pub fn issue(&self, spec: &CertSpec) -> Result<Identity, PkiError> {
         let key = KeyPair::generate().map_err(cert_err("making a key"))?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = name(&spec.common_name, &spec.organizations);
-        params.subject_alt_names = spec
-            .dns_names
-            .iter()
-            .filter_map(|d| d.clone().try_into().ok().map(SanType::DnsName))
-            .chain(spec.ips.iter().map(|ip| SanType::IpAddress(*ip)))
-            .collect();
+        let mut params = subject(spec);
         self.finish(&mut params, spec.usage);
         let cert = params.signed_by(&key, &self.issuer, &self.key).map_err(cert_err("signing a certificate"))?;
         Ok(Identity { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
@@ -224,14 +230,38 @@ impl Ca {
     fn finish(&self, params: &mut CertificateParams, usage: Usage) {
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        params.extended_key_usages = vec![match usage {
-            Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
-            Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
-        }];
+        params.extended_key_usages = vec![usage.purpose()];
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(random_serial());
         set_validity(params, CERT_VALIDITY);
     }
+}
+
+/// The subject and the alternative names a certificate for `spec` names.
+fn subject(spec: &CertSpec) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = name(&spec.common_name, &spec.organizations);
+    params.subject_alt_names = spec
+        .dns_names
+        .iter()
+        .filter_map(|d| d.clone().try_into().ok().map(SanType::DnsName))
+        .chain(spec.ips.iter().map(|ip| SanType::IpAddress(*ip)))
+        .collect();
+    params
+}
+
+/// A new key and a certificate for it that it signs itself: an agent's
+/// serving certificate, which the api-server does not check (upstream's
+/// kube-apiserver does not either, unless given
+/// `--kubelet-certificate-authority`).
+pub fn self_signed(spec: &CertSpec) -> Result<Identity, PkiError> {
+    let key = KeyPair::generate().map_err(cert_err("making a key"))?;
+    let mut params = subject(spec);
+    params.extended_key_usages = vec![spec.usage.purpose()];
+    params.serial_number = Some(random_serial());
+    set_validity(&mut params, CERT_VALIDITY);
+    let cert = params.self_signed(&key).map_err(cert_err("making a self-signed certificate"))?;
+    Ok(Identity { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
 }
 
 /// A new key and a PEM CSR naming `common_name` in `organizations`, as a
@@ -302,7 +332,9 @@ pub fn pem_to_der(pem: &str) -> Result<Vec<u8>, PkiError> {
     if body.is_empty() {
         return Err(PkiError::Certificate("no PEM block found".into()));
     }
-    base64::engine::general_purpose::STANDARD.decode(body).map_err(|e| PkiError::Certificate(format!("a PEM block is not base64: {e}")))
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|e| PkiError::Certificate(format!("a PEM block is not base64: {e}")))
 }
 
 /// The token a node joins with: a bootstrap token (`<id>.<secret>`, six

@@ -109,6 +109,17 @@ pub const RESOURCES: &[ResourceInfo] = &[
     r!("apps", "v1", "statefulsets", "statefulset", "StatefulSet", true, ["sts"], true, false),
     r!("batch", "v1", "jobs", "job", "Job", true, [], true, false),
     r!("coordination.k8s.io", "v1", "leases", "lease", "Lease", true, [], false, true),
+    r!(
+        "certificates.k8s.io",
+        "v1",
+        "certificatesigningrequests",
+        "certificatesigningrequest",
+        "CertificateSigningRequest",
+        false,
+        ["csr"],
+        true,
+        true
+    ),
 ];
 
 /// Looks a resource up by group and plural name, as a REST path or a

@@ -169,6 +169,18 @@ impl ApiError {
         err
     }
 
+    /// 401: no valid credentials, as upstream answers it (`Unauthorized`).
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized".into())
+    }
+
+    /// 403: an authenticated user may not do this. `message` is the whole
+    /// message (`pods "p" is forbidden: User "u" cannot ...`); `name`,
+    /// `group` and `resource` go in the details, as upstream fills them.
+    pub fn forbidden(group: &str, resource: &str, name: &str, message: String) -> Self {
+        Self::new(403, "Forbidden", message).with_details(name, group, resource)
+    }
+
     /// 400: a request that cannot be understood.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message.into())
@@ -266,6 +278,8 @@ impl ApiError {
             413 => Code::ResourceExhausted,
             405 => Code::Unimplemented,
             503 => Code::Unavailable,
+            401 => Code::Unauthenticated,
+            403 => Code::PermissionDenied,
             _ => Code::Internal,
         };
         let body = serde_json::to_vec(&self.to_status_json()).unwrap_or_default();

@@ -100,9 +100,7 @@ pub fn client_config(trust: &Trust, identity: Option<&Identity>) -> Result<Arc<C
         Trust::AnyServer => builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyServer(provider()))),
     };
     let mut config = match identity {
-        Some(id) => {
-            builder.with_client_auth_cert(certs(&id.cert_pem)?, key(&id.key_pem)?).map_err(tls_err("the client certificate"))?
-        }
+        Some(id) => builder.with_client_auth_cert(certs(&id.cert_pem)?, key(&id.key_pem)?).map_err(tls_err("the client certificate"))?,
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec()];

@@ -846,7 +846,7 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         use tokio::net::{TcpListener, TcpStream};
         use tokio::sync::Notify;
-        use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+        use tokio_stream::wrappers::ReceiverStream;
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status, Streaming};
 
@@ -931,14 +931,21 @@ mod tests {
             let agent_port = agent_listener.local_addr().unwrap().port();
             let input_ended = Arc::new(Notify::new());
             let agent = FakeAgent { input_ended: input_ended.clone() };
-            tokio::spawn(
-                tonic::transport::Server::builder()
-                    .add_service(AgentServer::new(agent))
-                    .serve_with_incoming(TcpListenerStream::new(agent_listener)),
-            );
+            // The agent's port as a real agent serves it: TLS, a
+            // certificate it signed itself, clients the CA signed.
+            let ca = api::pki::Ca::generate("test-ca").unwrap();
+            let serving = api::pki::self_signed(&api::pki::CertSpec::server("agent", vec![], vec!["127.0.0.1".parse().unwrap()])).unwrap();
+            let tls = api::tls::server_config(&serving, ca.cert_pem(), api::tls::ClientAuth::Required).unwrap();
+            let incoming = client::connect::accept_tls(agent_listener, tls, |_| true, tokio_util::sync::CancellationToken::new());
+            tokio::spawn(tonic::transport::Server::builder().add_service(AgentServer::new(agent)).serve_with_incoming(incoming));
 
             let store = store::Store::open_temporary().unwrap();
-            let registry = Registry::new(Arc::new(store));
+            let kubelet_client = client::Credentials {
+                trust: api::tls::Trust::AnyServer,
+                identity: Some(ca.issue(&api::pki::CertSpec::client("kube-apiserver-kubelet-client", &[])).unwrap()),
+                bearer: None,
+            };
+            let registry = Registry::new(Arc::new(store)).with_kubelet_client(kubelet_client);
             registry.bootstrap().await.unwrap();
             let nodes = api::resources::by_resource("", "nodes").unwrap();
             let pods = api::resources::by_resource("", "pods").unwrap();

@@ -9,12 +9,20 @@
 //! of `tinykube-store` ([`store::Kv`]), so it runs unchanged on the embedded
 //! store or, later, on a real etcd.
 //!
+//! Every connection is TLS. A request is authenticated (a client
+//! certificate the cluster CA signed, or a bootstrap token), authorized,
+//! and only then served; the user rides along so admission can ask who is
+//! writing.
+//!
 //! Where tinykube simplifies: one strategy per kind in one module rather
 //! than a package per kind; no admission webhooks, RBAC or aggregation;
 //! objects are handled as JSON between the front door and the strategy,
 //! where they are parsed into their `k8s-openapi` type.
 //!
 //! # Layout
+//! - [`authn`]: who is asking: client certificates and bootstrap tokens.
+//! - [`authz`]: may they: the control plane, nodes, bootstrappers, anonymous.
+//! - [`noderestriction`]: a node writes only its own Node, Lease and pods.
 //! - [`registry`]: get, list, create, update, delete and bind over the
 //!   store, with compare-and-swap and graceful pod deletion.
 //! - [`strategy`]: per-kind defaulting, validation and the status split.
@@ -38,12 +46,15 @@
 //! - [`metrics`]: `/metrics` in Prometheus' format, and the timed store.
 //! - [`ApiServer`]: serving it all on one listener, plus the compactor.
 
+pub mod authn;
+pub mod authz;
 pub mod discovery;
 pub mod exec;
 pub mod fieldvalidation;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
+pub mod noderestriction;
 pub mod openapi;
 pub mod options;
 pub mod patch;
@@ -105,6 +116,14 @@ impl ApiServer {
         &self.registry
     }
 
+    /// Dials node agents (logs, exec) with these credentials: a client
+    /// certificate agents accept, as kube-apiserver's
+    /// `--kubelet-client-certificate`.
+    pub fn with_kubelet_client(mut self, credentials: client::Credentials) -> Self {
+        self.registry = self.registry.with_kubelet_client(credentials);
+        self
+    }
+
     /// Compacts history this often instead of [`COMPACTION_INTERVAL`]
     /// (kube-apiserver's `--etcd-compaction-interval`).
     pub fn with_compaction_interval(mut self, interval: Duration) -> Self {
@@ -112,21 +131,28 @@ impl ApiServer {
         self
     }
 
-    /// Serves gRPC and Kubernetes REST on `listener` until `cancel`, and
-    /// compacts history periodically.
+    /// Serves gRPC and Kubernetes REST over TLS on `listener` until
+    /// `cancel`, and compacts history periodically.
     ///
     /// One port carries both, as k3s serves everything on 6443: each
     /// request is routed on its `content-type` — `application/grpc` goes to
     /// the gRPC service, everything else to the REST front door. HTTP/1.1
-    /// and HTTP/2 are both accepted on plain TCP (kubectl speaks HTTP/1.1
-    /// without TLS; gRPC speaks HTTP/2 with prior knowledge).
+    /// and HTTP/2 are both accepted (ALPN picks; kubectl and the Python
+    /// client may speak either, gRPC speaks HTTP/2).
+    ///
+    /// The TLS handshake asks for a client certificate; the subject of the
+    /// one given (or none) is kept for the connection, and every request
+    /// is authenticated from it and its `Authorization` header before
+    /// anything else ([`authn`]). A request with a bad token is answered
+    /// 401 here; authorization happens where the request has been parsed
+    /// (in [`rest`] and [`grpc`]).
     ///
     /// Each REST request carries the client's address ([`rest::ClientAddr`])
     /// so the front door can cap watches per client, and the HTTP/1 read
     /// buffer is sized past [`rest::MAX_HEADER_BYTES`] so that an oversized
     /// request head is refused by the front door, with a `Status`, rather
     /// than by hyper with an empty body.
-    pub async fn serve(self, listener: TcpListener, cancel: CancellationToken) -> Result<(), Error> {
+    pub async fn serve(self, listener: TcpListener, tls: Arc<rustls::ServerConfig>, cancel: CancellationToken) -> Result<(), Error> {
         let compactor = tokio::spawn(compact_periodically(self.registry.clone(), self.compaction_interval, cancel.clone()));
         let server_address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let grpc = tonic::service::Routes::new(
@@ -135,10 +161,7 @@ impl ApiServer {
                 .max_encoding_message_size(64 << 20),
         );
         let rest = Arc::new(rest::Rest { registry: self.registry.clone(), server_address, watches: Default::default() });
-        let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-        // Room for a request head past the REST front door's own limits,
-        // so that it, not hyper, refuses an oversized one — with a Status.
-        builder.http1().max_buf_size(2 * rest::MAX_HEADER_BYTES).max_headers(1024);
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
             let (stream, peer) = tokio::select! {
@@ -152,30 +175,24 @@ impl ApiServer {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let (grpc, rest) = (grpc.clone(), rest.clone());
-            let service = hyper::service::service_fn(move |mut req: ::http::Request<hyper::body::Incoming>| {
-                let (grpc, rest) = (grpc.clone(), rest.clone());
-                async move {
-                    let is_grpc =
-                        req.headers().get(::http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-                    if is_grpc {
-                        use tower::ServiceExt;
-                        let resp = grpc.oneshot(req).await.unwrap_or_else(|never| match never {});
-                        Ok::<_, std::convert::Infallible>(resp.map(|b| {
-                            http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(b, |s| {
-                                std::io::Error::other(s.to_string())
-                            }))
-                        }))
-                    } else {
-                        req.extensions_mut().insert(rest::ClientAddr(peer));
-                        Ok(rest::handle(rest, req).await)
-                    }
-                }
-            });
-            let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
-            let conn = graceful.watch(conn.into_owned());
+            let (grpc, rest, acceptor, watcher) = (grpc.clone(), rest.clone(), acceptor.clone(), graceful.watcher());
+            // The handshake runs in the connection's task, so a slow or
+            // silent client holds up nobody else.
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
+                let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                let stream = match handshake {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                };
+                let identity = authn::Peer(api::tls::peer_subject(stream.get_ref().1.peer_certificates()));
+                let service = hyper::service::service_fn(move |req| serve_request(grpc.clone(), rest.clone(), identity.clone(), peer, req));
+                let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                // Room for a request head past the REST front door's own
+                // limits, so that it, not hyper, refuses an oversized one.
+                builder.http1().max_buf_size(2 * rest::MAX_HEADER_BYTES).max_headers(1024);
+                let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             });
@@ -189,6 +206,45 @@ impl ApiServer {
         compactor.abort();
         Ok(())
     }
+}
+
+/// How long a client has to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Routed = ::http::Response<http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, std::io::Error>>;
+
+/// One request: authenticated, then routed to gRPC or REST, served as its
+/// user ([`authn::scope`]).
+async fn serve_request(
+    grpc: tonic::service::Routes,
+    rest: Arc<rest::Rest>,
+    peer: authn::Peer,
+    addr: std::net::SocketAddr,
+    mut req: ::http::Request<hyper::body::Incoming>,
+) -> Result<Routed, std::convert::Infallible> {
+    let is_grpc = req.headers().get(::http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let authorization = req.headers().get(::http::header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+    let user = match authn::authenticate(&rest.registry, &peer, authorization.as_deref()).await {
+        Ok(user) => user,
+        Err(e) if is_grpc => return Ok(grpc_error(&e)),
+        Err(e) => return Ok(http::error(&e)),
+    };
+    req.extensions_mut().insert(user.clone());
+    if is_grpc {
+        use tower::ServiceExt;
+        let resp = authn::scope(user, grpc.oneshot(req)).await.unwrap_or_else(|never| match never {});
+        Ok(resp
+            .map(|b| http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(b, |s| std::io::Error::other(s.to_string())))))
+    } else {
+        req.extensions_mut().insert(rest::ClientAddr(addr));
+        Ok(authn::scope(user, rest::handle(rest, req)).await)
+    }
+}
+
+/// An error answered as gRPC, before the gRPC service has seen the request.
+fn grpc_error(e: &ApiError) -> Routed {
+    let resp = e.to_grpc().into_http::<tonic::body::Body>();
+    resp.map(|b| http_body_util::BodyExt::boxed_unsync(http_body_util::BodyExt::map_err(b, |s| std::io::Error::other(s.to_string()))))
 }
 
 /// Compacts the store to the revision seen one interval ago, so watchers

@@ -573,15 +573,18 @@ mod tests {
         assert!(m.render().contains(r#"scope="cluster",component="apiserver"} 0"#), "the watch gauge drops back to 0");
     }
 
-    /// One HTTP/1.1 request on a fresh connection; the whole response.
-    async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    /// One HTTP/1.1 request as the admin, over TLS on a fresh connection;
+    /// the whole response.
+    async fn http_get(addr: std::net::SocketAddr, tls: &tokio_rustls::TlsConnector, path: &str) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name").to_owned();
+        let mut conn = tls.connect(name, tcp).await.expect("handshake");
         let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         conn.write_all(req.as_bytes()).await.expect("write");
-        let mut out = String::new();
-        conn.read_to_string(&mut out).await.expect("read");
-        out
+        let mut out = Vec::new();
+        let _ = conn.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     #[tokio::test]
@@ -591,7 +594,14 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let cancel = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(server.serve(listener, cancel.clone()));
+        let ca = api::pki::Ca::generate("test-ca").expect("ca");
+        let serving = ca.issue(&api::pki::CertSpec::server("kube-apiserver", vec![], vec![addr.ip()])).expect("serving");
+        let tls = api::tls::server_config(&serving, ca.cert_pem(), api::tls::ClientAuth::Optional).expect("server tls");
+        tokio::spawn(server.serve(listener, tls, cancel.clone()));
+        let admin = ca.issue(&api::pki::CertSpec::client("admin", &["system:masters"])).expect("admin");
+        let mut client = (*api::tls::client_config(&api::tls::Trust::Ca(ca.cert_pem().into()), Some(&admin)).expect("client tls")).clone();
+        client.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(client));
 
         let list = RequestInfo::resource(
             &http::Method::GET,
@@ -604,9 +614,9 @@ mod tests {
             false,
         );
         let before = global().request_count(&list, 200);
-        let answer = http_get(addr, "/api/v1/namespaces/default/configmaps").await;
+        let answer = http_get(addr, &tls, "/api/v1/namespaces/default/configmaps").await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        let scraped = http_get(addr, "/metrics").await;
+        let scraped = http_get(addr, &tls, "/metrics").await;
         cancel.cancel();
 
         assert!(scraped.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{scraped}");

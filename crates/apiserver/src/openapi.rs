@@ -43,6 +43,7 @@ use api::ResourceInfo;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::Scale;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ListMeta, Status};
@@ -181,6 +182,7 @@ fn trace_kind(info: &ResourceInfo, components: &mut Components) -> Result<(), Tr
         "services" => Service, "endpoints" => Endpoints, "configmaps" => ConfigMap, "secrets" => Secret,
         "serviceaccounts" => ServiceAccount, "deployments" => Deployment, "replicasets" => ReplicaSet,
         "daemonsets" => DaemonSet, "statefulsets" => StatefulSet, "jobs" => Job, "leases" => Lease,
+        "certificatesigningrequests" => CertificateSigningRequest,
     }
 }
 

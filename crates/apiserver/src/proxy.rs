@@ -3,7 +3,9 @@
 //! `kubectl logs` asks the api-server, which finds the pod's node, reads
 //! the node's address (`status.addresses`, InternalIP first) and the
 //! agent's port (`status.daemonEndpoints.kubeletEndpoint.port`), and
-//! forwards the request there. Nothing else in tinykube dials an agent.
+//! forwards the request there over TLS, proving itself with its own
+//! client certificate, which is all an agent's port accepts. Nothing else
+//! in tinykube dials an agent.
 
 use api::proto::agent_client::AgentClient;
 use api::ApiError;
@@ -33,11 +35,15 @@ pub async fn agent_for_pod(registry: &Registry, namespace: &str, pod: &str) -> R
         .filter(|p| *p > 0)
         .ok_or_else(|| ApiError::unavailable(format!("node {node_name} publishes no agent port")))?;
     let host = if address.contains(':') { format!("[{address}]") } else { address };
-    let endpoint = Endpoint::from_shared(format!("http://{host}:{port}"))
+    let credentials = registry
+        .kubelet_client()
+        .ok_or_else(|| ApiError::unavailable("the api-server has no client certificate for node agents".to_string()))?;
+    let endpoint = Endpoint::from_shared(format!("https://{host}:{port}"))
         .map_err(|e| ApiError::internal(format!("bad agent address: {e}")))?
         .connect_timeout(std::time::Duration::from_secs(3));
+    let connector = client::connect::Connector::new(endpoint.uri(), credentials)?;
     let channel = endpoint
-        .connect()
+        .connect_with_connector(connector)
         .await
         .map_err(|e| ApiError::unavailable(format!("cannot reach the agent of node {node_name}: {e}")))?;
     Ok(AgentClient::new(channel))

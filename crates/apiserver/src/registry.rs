@@ -41,6 +41,9 @@ pub const MAX_OBJECT_BYTES: usize = 3 * 1024 * 1024 / 2;
 #[derive(Clone)]
 pub struct Registry {
     kv: Arc<dyn Kv>,
+    /// How the api-server proves itself to node agents (logs, exec), as
+    /// kube-apiserver's `--kubelet-client-certificate`.
+    kubelet_client: Option<Arc<client::Credentials>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -202,7 +205,18 @@ fn random_suffix() -> String {
 
 impl Registry {
     pub fn new(kv: Arc<dyn Kv>) -> Self {
-        Registry { kv }
+        Registry { kv, kubelet_client: None }
+    }
+
+    /// Dials node agents with these credentials.
+    pub fn with_kubelet_client(mut self, credentials: client::Credentials) -> Self {
+        self.kubelet_client = Some(Arc::new(credentials));
+        self
+    }
+
+    /// The credentials node agents are dialled with, if set.
+    pub fn kubelet_client(&self) -> Option<&client::Credentials> {
+        self.kubelet_client.as_deref()
     }
 
     /// The underlying store, for the compactor and watch.
@@ -242,6 +256,23 @@ impl Registry {
             }
         }
         Ok(())
+    }
+
+    /// Creates `obj`, or replaces the stored one with it: the server's own
+    /// objects (the bootstrap token's Secret, `cluster-info`), which must
+    /// say what this start of the server says.
+    pub async fn ensure(&self, info: &ResourceInfo, namespace: &str, obj: Value) -> Result<Value, ApiError> {
+        match self.create(info, namespace, obj.clone(), &WriteOptions::default()).await {
+            Ok(w) => Ok(w.object),
+            Err(e) if e.is_already_exists() => {
+                let name = meta_str(&obj, "name").to_string();
+                let stored = self.get(info, namespace, &name).await?;
+                let mut obj = obj;
+                obj["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"].clone();
+                Ok(self.update(info, namespace, obj, Op::Update, &WriteOptions::default()).await?.object)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn get(&self, info: &ResourceInfo, namespace: &str, name: &str) -> Result<Value, ApiError> {
@@ -360,6 +391,7 @@ impl Registry {
         // Validation comes before admission (the namespace must exist and
         // not be terminating) and admission before storage, as upstream's.
         let (mut obj, warnings) = strategy::normalize(info, obj, None, Op::Create, opts.validation)?;
+        crate::noderestriction::admit_write(info, Op::Create, &obj, None)?;
         if !spec_of(&obj).as_object().is_none_or(|m| m.is_empty()) && obj.get("spec").is_some() {
             set_meta(&mut obj, "generation", Some(json!(1)));
         }
@@ -454,6 +486,7 @@ impl Registry {
             let mut new = mutate(&old)?;
             before_update(info, ns, name, &old, &mut new)?;
             let (mut new, warnings) = strategy::normalize(info, new, Some(&old), op, opts.validation)?;
+            crate::noderestriction::admit_write(info, op, &new, Some(&old))?;
             // Only kinds with a spec have generations (a ConfigMap's data
             // changing is not a new generation).
             if new.get("spec").is_some() && spec_of(&new) != spec_of(&old) {
@@ -537,6 +570,7 @@ impl Registry {
                 return Err(ApiError::not_found(info.group, info.resource, name));
             };
             let obj = decode(&current)?;
+            crate::noderestriction::admit_delete(info, &obj)?;
             if let Some(uid) = &precondition_uid {
                 if meta_str(&obj, "uid") != uid {
                     return Err(ApiError::conflict(

@@ -350,7 +350,14 @@ async fn route(rest: &Arc<Rest>, req: Request<Incoming>) -> Result<Response<Body
     let path = req.uri().path().to_string();
     let query = Query::parse(req.uri().query());
     let method = req.method().clone();
-    let target = parse_target(&path)?;
+    let user = crate::authn::current().unwrap_or_else(crate::authn::User::anonymous);
+    // Who may ask comes before whether the path exists, as upstream's
+    // filters run before its router: an anonymous probe learns nothing.
+    let target = match parse_target(&path) {
+        Err(_) if user.is_anonymous() => return Err(ApiError::unauthorized()),
+        t => t?,
+    };
+    authorize(&user, &target, &method, &query, &path)?;
     let ok = |v: Value| Ok(h::json(StatusCode::OK, &v));
     match target {
         Target::Version => ok(version()),
@@ -385,6 +392,32 @@ async fn route(rest: &Arc<Rest>, req: Request<Incoming>) -> Result<Response<Body
         }
         Target::Resource { info, namespace, name, sub } => resource(rest, info, namespace, name, sub, query, req).await,
     }
+}
+
+/// Authorizes a parsed request: its verb as upstream's RequestInfo
+/// derives it from the method, the name and `watch`.
+fn authorize(user: &crate::authn::User, target: &Target, method: &Method, query: &Query, path: &str) -> Result<(), ApiError> {
+    let (info, namespace, name, sub) = match target {
+        Target::Resource { info, namespace, name, sub } => (*info, namespace.as_str(), name.as_deref(), sub.as_deref()),
+        Target::Bindings(ns) => {
+            (api::resources::by_resource("", "pods").expect("pods are in the table"), ns.as_str(), None, Some("binding"))
+        }
+        _ => return crate::authz::authorize_path(user, path),
+    };
+    let verb = match (method, name) {
+        (&Method::GET | &Method::HEAD, _) if sub == Some("exec") => "create",
+        (&Method::GET | &Method::HEAD, None) if query.flag("watch") => "watch",
+        (&Method::GET | &Method::HEAD, None) => "list",
+        (&Method::GET | &Method::HEAD, Some(_)) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, None) => "deletecollection",
+        (&Method::DELETE, Some(_)) => "delete",
+        _ => return Ok(()),
+    };
+    let attrs = crate::authz::Attributes { verb, group: info.group, resource: info.resource, subresource: sub, namespace, name };
+    crate::authz::authorize(user, &attrs)
 }
 
 /// `/version`, as kube-apiserver answers it.

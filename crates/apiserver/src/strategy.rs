@@ -23,6 +23,7 @@ pub use crate::registry::FieldValidation;
 use crate::validation::{self, apps, batch, coordination, core};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Endpoints, Event, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Probe, Secret, Service, ServiceAccount,
@@ -99,6 +100,7 @@ pub fn normalize(
         "services" => Service, "endpoints" => Endpoints, "configmaps" => ConfigMap, "secrets" => Secret,
         "serviceaccounts" => ServiceAccount, "deployments" => Deployment, "replicasets" => ReplicaSet,
         "daemonsets" => DaemonSet, "statefulsets" => StatefulSet, "jobs" => Job, "leases" => Lease,
+        "certificatesigningrequests" => CertificateSigningRequest,
     }
 }
 
@@ -488,6 +490,36 @@ impl Strategy for Job {
 impl Strategy for Lease {
     fn validate(&self) -> Vec<FieldError> {
         coordination::validate_lease(self)
+    }
+}
+
+/// A CertificateSigningRequest records who asked for it: upstream's
+/// strategy sets `spec.username`, `uid` and `groups` from the request's
+/// user, whatever the client sent, so an approver can trust them.
+impl Strategy for CertificateSigningRequest {
+    fn prepare_for_create(&mut self) {
+        let user = crate::authn::current().unwrap_or_else(crate::authn::User::anonymous);
+        self.spec.username = Some(user.name);
+        self.spec.groups = Some(user.groups);
+        self.spec.uid = None;
+        self.spec.extra = None;
+        self.status = None;
+    }
+
+    fn validate(&self) -> Vec<FieldError> {
+        let mut errs = Vec::new();
+        if self.spec.request.0.is_empty() {
+            errs.push(FieldError::required("spec.request"));
+        } else if let Err(e) = std::str::from_utf8(&self.spec.request.0)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| api::pki::csr_subject(pem).map_err(|e| e.to_string()))
+        {
+            errs.push(FieldError::invalid("spec.request", "[]byte{...}", &e));
+        }
+        if self.spec.signer_name.is_empty() {
+            errs.push(FieldError::required("spec.signerName"));
+        }
+        errs
     }
 }
 

@@ -79,6 +79,9 @@ pub fn columns(info: &ResourceInfo) -> Vec<Column> {
         "configmaps" => vec![col("NAME"), col("DATA"), col("AGE")],
         "secrets" => vec![col("NAME"), col("TYPE"), col("DATA"), col("AGE")],
         "leases" => vec![col("NAME"), col("HOLDER"), col("AGE")],
+        "certificatesigningrequests" => {
+            vec![col("NAME"), col("AGE"), col("SIGNERNAME"), col("REQUESTOR"), col("REQUESTEDDURATION"), col("CONDITION")]
+        }
         "services" => vec![col("NAME"), col("TYPE"), col("CLUSTER-IP"), col("EXTERNAL-IP"), col("PORT(S)"), col("AGE"), wide("SELECTOR")],
         _ => vec![col("NAME"), col("AGE")],
     }
@@ -213,6 +216,17 @@ pub fn row(info: &ResourceInfo, obj: &Value) -> Vec<String> {
             vec![name, s(&obj["type"]), n.to_string(), created]
         }
         "leases" => vec![name, s(&spec["holderIdentity"]), created],
+        "certificatesigningrequests" => {
+            // Upstream prints the conditions' types, then `Issued` once
+            // a certificate is there: `Approved,Issued`.
+            let mut condition: Vec<String> =
+                obj["status"]["conditions"].as_array().map(|cs| cs.iter().map(|c| s(&c["type"])).collect()).unwrap_or_default();
+            if !s(&obj["status"]["certificate"]).is_empty() {
+                condition.push("Issued".into());
+            }
+            let condition = if condition.is_empty() { "Pending".to_string() } else { condition.join(",") };
+            vec![name, created, s(&spec["signerName"]), s(&spec["username"]), "<none>".into(), condition]
+        }
         "services" => {
             let ports: Vec<String> = spec["ports"]
                 .as_array()

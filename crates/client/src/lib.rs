@@ -20,10 +20,13 @@
 //!   replace_status, delete), in the shape of kube-rs's `Api`.
 //! - [`informer`]: reflector + cache ([`informer::Informer`]), with the
 //!   relist-on-410 and reconnect loop.
+//! - [`connect`]: TCP and TLS dialling, and the [`Credentials`] a client
+//!   proves itself with (a client certificate or a bearer token).
 //! - [`dynamic`]: untyped access to any kind, for tools such as the CLI.
 //! - [`events`]: the event recorder components use to say what they did.
 //! - [`workqueue`]: a de-duplicating, rate-limited queue of keys.
 
+pub mod connect;
 pub mod dynamic;
 pub mod events;
 pub mod informer;
@@ -38,32 +41,49 @@ use api::{ApiError, ResourceInfo};
 use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+pub use connect::Credentials;
+
 pub use api::Object;
+
+/// The gRPC client type, with the bearer token interceptor.
+pub type Grpc = ResourcesClient<InterceptedService<Channel, connect::BearerAuth>>;
 
 /// A connection to the api-server's gRPC `Resources` service. Cheap to
 /// clone: clones share one HTTP/2 connection.
 #[derive(Clone, Debug)]
 pub struct Client {
-    grpc: ResourcesClient<Channel>,
+    grpc: Grpc,
 }
 
 impl Client {
-    /// Connects lazily to `url` (`http://127.0.0.1:6443`): the first call
-    /// dials, and a lost connection is re-dialled by the next call.
-    pub fn new(url: &str) -> Result<Self, ApiError> {
+    /// Connects lazily to `url` (`https://127.0.0.1:6443`) with
+    /// `credentials`: the first call dials, and a lost connection is
+    /// re-dialled by the next call.
+    pub fn new(url: &str, credentials: &Credentials) -> Result<Self, ApiError> {
         let endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|e| ApiError::bad_request(format!("invalid server URL {url:?}: {e}")))?
             .tcp_nodelay(true)
             .http2_keep_alive_interval(std::time::Duration::from_secs(30))
+            .keep_alive_timeout(std::time::Duration::from_secs(20))
             .connect_timeout(std::time::Duration::from_secs(5));
-        let grpc = ResourcesClient::new(endpoint.connect_lazy()).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
+        let connector = connect::Connector::new(endpoint.uri(), credentials)?;
+        let channel = endpoint.connect_with_connector_lazy(connector);
+        let auth = connect::BearerAuth::new(credentials.bearer.as_deref())?;
+        let grpc = ResourcesClient::with_interceptor(channel, auth).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
         Ok(Client { grpc })
     }
 
+    /// A client that never reaches a server, for tests of code that only
+    /// needs a `Client` to exist (every call fails to connect).
+    pub fn unconnected() -> Self {
+        Client::new("http://127.0.0.1:1", &Credentials::anonymous_any_server()).expect("a fixed, valid URL")
+    }
+
     /// The raw generated gRPC client, for calls [`Api`] does not wrap.
-    pub fn grpc(&self) -> ResourcesClient<Channel> {
+    pub fn grpc(&self) -> Grpc {
         self.grpc.clone()
     }
 

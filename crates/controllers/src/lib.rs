@@ -51,6 +51,7 @@
 //! - [`podutil`]: active, ready, available; the order pods are deleted in.
 //! - [`replicaset`]: the ReplicaSet controller; pure decisions in
 //!   `replicaset::manage` and `replicaset::status`.
+//! - [`certificates`]: approving and signing kubelets' certificate requests.
 //! - [`deployment`]: the Deployment controller; pure decisions in
 //!   `deployment::{hash, rolling, scaling, status, util}`.
 //! - [`garbagecollector`]: cascading deletion along owner references:
@@ -61,6 +62,7 @@
 //!   on conflict.
 //! - [`Error`]: the one error type.
 
+pub mod certificates;
 pub mod deployment;
 pub mod error;
 pub mod expectations;

@@ -1,10 +1,11 @@
 //! `tinykube agent`: a node agent on its own, joining a server elsewhere —
-//! the kubelet of a worker node.
+//! the kubelet of a worker node. It joins with the token the server wrote
+//! (see `agent::bootstrap`), then runs as `system:node:<name>`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 
 use crate::server::{hostname, shutdown_signal, RuntimeArg};
@@ -12,9 +13,14 @@ use crate::server::{hostname, shutdown_signal, RuntimeArg};
 /// Options of `tinykube agent`.
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
-    /// The api-server's URL, e.g. http://10.0.0.1:6443.
-    #[arg(long)]
+    /// The api-server's URL, e.g. https://10.0.0.1:6443.
+    #[arg(long, env = "TINYKUBE_SERVER")]
     pub server: String,
+    /// The join token, from the server's `<data-dir>/token`
+    /// (`K10<CA hash>::<id>.<secret>`). Not needed again once the agent
+    /// has joined: its certificate is kept in its data dir.
+    #[arg(long, env = "TINYKUBE_TOKEN")]
+    pub token: String,
     /// This node's name (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
@@ -40,8 +46,13 @@ pub struct AgentArgs {
 }
 
 pub async fn run(args: AgentArgs) -> Result<()> {
-    let client = client::Client::new(&args.server)?;
     let node_name = args.node_name.clone().unwrap_or_else(hostname);
+    if !args.server.starts_with("https://") {
+        anyhow::bail!("--server must be an https:// URL (the api-server serves only TLS), not {:?}", args.server);
+    }
+    let token = api::pki::JoinToken::parse(&args.token).context("--token")?;
+    let (credentials, ca_pem) = agent::bootstrap::credentials(&args.server, &token, &node_name, &args.data_dir).await?;
+    let client = client::Client::new(&args.server, &credentials)?;
     let mut config = agent::Config::new(&node_name, args.data_dir.clone());
     config.listen = args.listen;
     if let Some(ip) = args.node_ip {
@@ -50,6 +61,7 @@ pub async fn run(args: AgentArgs) -> Result<()> {
     config.backoff_base = Duration::from_millis(args.backoff_base_ms);
     config.runtime = args.runtime.map(Into::into);
     config.pod_cidr = args.pod_cidr.clone();
+    config.ca_pem = ca_pem;
     let cancel = CancellationToken::new();
     let task = tokio::spawn(agent::run(client, config, cancel.clone()));
     shutdown_signal().await;

@@ -95,7 +95,7 @@ pub async fn skeleton(args: SkeletonArgs) -> Result<()> {
             .kill_on_drop(true)
             .spawn()?;
         let pid = server.id().context("server pid")?;
-        let client = Client::new(&format!("http://127.0.0.1:{port}"))?;
+        let client = admin_client(&dir).await?;
         let ready = wait_node_ready(&client).await?;
         let start = ready.duration_since(t0);
 
@@ -250,11 +250,35 @@ pub struct LoadArgs {
 
 /// The REST body every bench request carries.
 type ReqBody = http_body_util::Full<bytes::Bytes>;
-type HttpClient = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, ReqBody>;
+type HttpClient = hyper_util::client::legacy::Client<client::connect::Connector, ReqBody>;
+
+/// The admin's credentials for the server under test: one server runs at
+/// a time, and each new one (with its own CA) replaces them.
+static CREDENTIALS: std::sync::RwLock<Option<client::Credentials>> = std::sync::RwLock::new(None);
+
+/// Waits for the kubeconfig a server started on `dir` writes, and makes
+/// its admin credentials the ones [`http_client`] uses; returns a gRPC
+/// client as that admin.
+pub(crate) async fn admin_client(dir: &std::path::Path) -> Result<Client> {
+    let path = dir.join("kubeconfig.yaml");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let target = loop {
+        if let Ok(t) = crate::kubeconfig::load(Some(&path)) {
+            break t;
+        }
+        if Instant::now() > deadline {
+            bail!("the server wrote no kubeconfig in {} within 30 s", dir.display());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    *CREDENTIALS.write().expect("not poisoned") = Some(target.credentials.clone());
+    Ok(Client::new(&target.server, &target.credentials)?)
+}
 
 fn http_client() -> HttpClient {
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_nodelay(true);
+    let credentials = CREDENTIALS.read().expect("not poisoned").clone().expect("admin_client ran first");
+    let uri: http::Uri = "https://127.0.0.1".parse().expect("a fixed URI");
+    let connector = client::connect::Connector::new(&uri, &credentials).expect("the admin's TLS configuration");
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector)
 }
 
@@ -303,7 +327,8 @@ impl BenchServer {
             .kill_on_drop(true)
             .spawn()?;
         let pid = child.id().context("server pid")?;
-        let base = format!("http://127.0.0.1:{port}");
+        let base = format!("https://127.0.0.1:{port}");
+        admin_client(&dir).await?;
         let client = http_client();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

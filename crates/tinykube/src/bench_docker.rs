@@ -281,7 +281,7 @@ impl Bench {
             .kill_on_drop(true)
             .spawn()?;
         let pid = child.id().context("server pid")?;
-        let client = Client::new(&format!("http://127.0.0.1:{port}"))?;
+        let client = crate::bench::admin_client(&dir).await?;
         self.server = Some(Server { child, pid, client: client.clone(), dir });
         wait_node_ready(&client, &self.run).await
     }

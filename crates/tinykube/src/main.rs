@@ -17,6 +17,7 @@ mod agent_cmd;
 mod bench;
 mod bench_docker;
 mod cli;
+mod cluster_pki;
 mod kubeconfig;
 mod server;
 

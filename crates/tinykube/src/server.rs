@@ -1,10 +1,13 @@
 //! `tinykube server`: the whole control plane and a node in one process.
 //!
 //! Start-up order follows the dependencies: the store opens (recovering
-//! its revision from disk), the api-server binds its port and creates the
-//! system namespaces, the kubeconfig is written, and then the scheduler,
-//! the controller-manager and the local agent start as clients of the
-//! api-server over gRPC — exactly as they would from other machines.
+//! its revision from disk), the cluster's certificates are loaded or made
+//! ([`crate::cluster_pki`]), the api-server binds its TLS port, creates
+//! the system namespaces and publishes the join token's Secret and
+//! `cluster-info`, the kubeconfig is written, and then the scheduler, the
+//! controller-manager and the local agent start as clients of the
+//! api-server over gRPC, each with its own client certificate — exactly
+//! as they would from other machines.
 //!
 //! Shutdown (SIGINT or SIGTERM) cancels one token that every task watches.
 //! The agent stops the processes it runs; the api-server stops serving;
@@ -20,6 +23,7 @@ use anyhow::{Context, Result};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster_pki::ClusterPki;
 use crate::kubeconfig;
 
 /// How long shutdown waits for tasks (the agent stopping containers).
@@ -36,6 +40,11 @@ pub struct ServerArgs {
     /// listens, names the port it got.
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
+    /// More names and addresses for the serving certificate (repeatable,
+    /// or comma-separated), as k3s's `--tls-san`: what clients on other
+    /// hosts dial, when it is not an address of this host.
+    #[arg(long, value_delimiter = ',')]
+    pub tls_san: Vec<String>,
     /// How the local agent runs containers (default: docker when a Docker
     /// Engine answers at DOCKER_HOST or the default socket, else process).
     #[arg(long, value_enum)]
@@ -95,26 +104,46 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         .with_context(|| format!("opening the store in {}", data_dir.join("store").display()))?;
     tracing::info!(revision = store.revision(), "store open");
 
+    let pki = ClusterPki::prepare(&data_dir, args.listen, &args.tls_san)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {} (is another server running?)", args.listen))?;
     let addr = listener.local_addr()?;
-    let url = format!("http://{addr}");
+    // Components dial the server where it listens, or on loopback when it
+    // listens on every address; the serving certificate covers both.
+    let dial = if addr.ip().is_unspecified() { SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port()) } else { addr };
+    let url = format!("https://{dial}");
+    let tls = api::tls::server_config(&pki.serving, pki.ca.cert_pem(), api::tls::ClientAuth::Optional)?;
+    let kubelet_client = client::Credentials {
+        // Agents serve a certificate they signed themselves; as upstream
+        // without --kubelet-certificate-authority, it is not checked.
+        trust: api::tls::Trust::AnyServer,
+        identity: Some(pki.component(agent::APISERVER_CLIENT_USER, &["system:masters"])?),
+        bearer: None,
+    };
     let apiserver = apiserver::ApiServer::new(Arc::new(store.clone()))
         .await?
+        .with_kubelet_client(kubelet_client)
         .with_compaction_interval(Duration::from_secs(args.compaction_interval.max(1)));
+    pki.publish(apiserver.registry(), &url).await?;
 
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    tasks.spawn(named("api-server", apiserver.serve(listener, cancel.clone())));
+    tasks.spawn(named("api-server", apiserver.serve(listener, tls, cancel.clone())));
 
     let kubeconfig_path = data_dir.join("kubeconfig.yaml");
-    kubeconfig::write(&kubeconfig_path, &url)?;
-    tracing::info!(url, kubeconfig = %kubeconfig_path.display(), "api-server listening");
+    kubeconfig::write(&kubeconfig_path, &url, pki.ca.cert_pem(), &pki.admin)?;
+    tracing::info!(url, kubeconfig = %kubeconfig_path.display(), token = %data_dir.join("token").display(), "api-server listening");
 
-    let client = client::Client::new(&url)?;
-    tasks.spawn(named("scheduler", scheduler::run(client.clone(), cancel.clone())));
-    tasks.spawn(named("controller-manager", controllers::run(client.clone(), cancel.clone())));
+    let ca = pki.ca.cert_pem().to_string();
+    let as_user = |user: &str, groups: &[&str]| -> Result<client::Client> {
+        Ok(client::Client::new(&url, &client::Credentials::certificate(&ca, pki.component(user, groups)?))?)
+    };
+    tasks.spawn(named("scheduler", scheduler::run(as_user("system:kube-scheduler", &[])?, cancel.clone())));
+    let controller_manager = as_user("system:kube-controller-manager", &[])?;
+    tasks.spawn(named("controller-manager", controllers::run(controller_manager.clone(), cancel.clone())));
+    let signer = Arc::new(api::pki::Ca::from_pem(pki.ca.cert_pem(), &std::fs::read_to_string(pki.dir.join("ca.key"))?)?);
+    tasks.spawn(named("csr-signer", controllers::certificates::run(controller_manager, signer, cancel.clone())));
     if !args.no_agent {
         let node_name = args.node_name.clone().unwrap_or_else(hostname);
         let config = agent::Config {
@@ -122,9 +151,11 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             backoff_base: Duration::from_millis(args.backoff_base_ms),
             runtime: args.runtime.map(Into::into),
             pod_cidr: args.pod_cidr.clone(),
+            ca_pem: ca.clone(),
             ..agent::Config::new(&node_name, data_dir.clone())
         };
-        tasks.spawn(named("agent", agent::run(client.clone(), config, cancel.clone())));
+        let node_client = as_user(&format!("system:node:{node_name}"), &["system:nodes"])?;
+        tasks.spawn(named("agent", agent::run(node_client, config, cancel.clone())));
     }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "tinykube is up");
 

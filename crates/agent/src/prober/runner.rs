@@ -181,7 +181,7 @@ mod tests {
     }
 
     fn prober(probe: Probe) -> ContainerProber {
-        let client = client::Client::new("http://127.0.0.1:1").unwrap();
+        let client = client::Client::unconnected();
         let pod = Arc::new(Pod::default());
         let container = Container { name: "app".into(), ..Default::default() };
         let recorder = Recorder::new(client, "kubelet", None);

@@ -143,6 +143,7 @@ pub const KINDS: &[(&str, &str, &Message)] = &[
     ("apps/v1", "StatefulSet", &STATEFUL_SET),
     ("batch/v1", "Job", &JOB),
     ("coordination.k8s.io/v1", "Lease", &LEASE),
+    ("certificates.k8s.io/v1", "CertificateSigningRequest", &CERTIFICATE_SIGNING_REQUEST),
     ("autoscaling/v1", "Scale", &SCALE),
 ];
 
@@ -1417,6 +1418,41 @@ static POD_FAILURE_POLICY_RULE: Message = object(
 static SUCCESS_POLICY: Message = object("SuccessPolicy", &[rep(1, "rules", Msg(&SUCCESS_POLICY_RULE))]);
 static SUCCESS_POLICY_RULE: Message = object("SuccessPolicyRule", &[keep(1, "succeededIndexes", Str), keep(2, "succeededCount", I32)]);
 static UNCOUNTED_TERMINATED_PODS: Message = object("UncountedTerminatedPods", &[rep(1, "succeeded", Str), rep(2, "failed", Str)]);
+
+// -------------------- certificates.k8s.io/v1 (k8s.io/api/certificates/v1)
+
+static CERTIFICATE_SIGNING_REQUEST: Message = object(
+    "CertificateSigningRequest",
+    &[opt(1, "metadata", Msg(&OBJECT_META)), opt(2, "spec", Msg(&CSR_SPEC)), opt(3, "status", Msg(&CSR_STATUS))],
+);
+/// `extra = 6` (`map<string, ExtraValue>`, whose JSON is a list of
+/// strings) is left out: the api-server fills it from the requesting user,
+/// and tinykube's users carry no extra attributes, so no client sends it.
+static CSR_SPEC: Message = object(
+    "CertificateSigningRequestSpec",
+    &[
+        keep(1, "request", Bytes),
+        opt(2, "username", Str),
+        opt(3, "uid", Str),
+        rep(4, "groups", Str),
+        rep(5, "usages", Str),
+        keep(7, "signerName", Str),
+        keep(8, "expirationSeconds", I32),
+    ],
+);
+static CSR_STATUS: Message =
+    object("CertificateSigningRequestStatus", &[rep(1, "conditions", Msg(&CSR_CONDITION)), opt(2, "certificate", Bytes)]);
+static CSR_CONDITION: Message = object(
+    "CertificateSigningRequestCondition",
+    &[
+        keep(1, "type", Str),
+        opt(2, "reason", Str),
+        opt(3, "message", Str),
+        opt(4, "lastUpdateTime", Msg(&TIME)),
+        opt(5, "lastTransitionTime", Msg(&TIME)),
+        keep(6, "status", Str),
+    ],
+);
 
 // -------------------- coordination.k8s.io/v1 (k8s.io/api/coordination/v1)
 

@@ -39,7 +39,7 @@ pub struct Ctx {
 impl Ctx {
     pub fn connect(global: &Global) -> Result<Self> {
         let target = kubeconfig::load(global.kubeconfig.as_deref())?;
-        let client = Client::new(&target.server)?;
+        let client = Client::new(&target.server, &target.credentials)?;
         Ok(Ctx { client, namespace: global.namespace.clone().unwrap_or(target.namespace) })
     }
 
