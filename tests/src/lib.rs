@@ -64,6 +64,57 @@ pub fn token(test: &str) -> String {
     format!("tk{}x{}x{}", test.replace(['_', '-'], ""), std::process::id(), Instant::now().elapsed().as_nanos() % 100_000)
 }
 
+/// A TLS connection to the api-server ([`Cluster::connect`]).
+pub type TlsStream = rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>;
+
+/// Reads what is left of an answer on a [`TlsStream`] until the server
+/// closes the connection. A close without TLS's `close_notify` ends the
+/// answer too: the HTTP framing (HTTP/1.0, `Connection: close`) says
+/// where it ends, not the TLS layer.
+pub fn read_to_end(stream: &mut TlsStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    use std::io::Read;
+    let before = buf.len();
+    match stream.read_to_end(buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(buf.len() - before),
+        other => other,
+    }
+}
+
+/// Who a hand-written request is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// The admin of the kubeconfig (`system:masters`).
+    Admin,
+    /// Nobody: no client certificate, no token.
+    Anonymous,
+}
+
+/// The cluster CA and the admin's certificate and key (PEM).
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub ca_pem: String,
+    pub identity: api::pki::Identity,
+}
+
+impl Admin {
+    /// Reads the `*-data` fields of a kubeconfig `tinykube server` wrote.
+    pub fn from_kubeconfig(text: &str) -> Result<Self> {
+        use base64::Engine;
+        let field = |key: &str| -> Result<String> {
+            let b64 = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix(':'))
+                .with_context(|| format!("no {key} in the kubeconfig"))?;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim()).with_context(|| format!("{key} is not base64"))?;
+            Ok(String::from_utf8(bytes)?)
+        };
+        Ok(Admin {
+            ca_pem: field("certificate-authority-data")?,
+            identity: api::pki::Identity { cert_pem: field("client-certificate-data")?, key_pem: field("client-key-data")? },
+        })
+    }
+}
+
 /// One `tinykube server` process and its data directory.
 pub struct Cluster {
     pub data_dir: tempfile::TempDir,
@@ -105,7 +156,32 @@ impl Cluster {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The cluster CA and the admin's certificate, from the kubeconfig the
+    /// server wrote.
+    pub fn admin(&self) -> Result<Admin> {
+        Admin::from_kubeconfig(&std::fs::read_to_string(self.kubeconfig())?)
+    }
+
+    /// A TLS connection to the api-server for hand-written HTTP/1.x
+    /// requests: it checks the server against the cluster CA and, as
+    /// `who` says, presents the admin's certificate or none.
+    pub fn connect(&self, who: Who) -> Result<TlsStream> {
+        let admin = self.admin()?;
+        let identity = match who {
+            Who::Admin => Some(&admin.identity),
+            Who::Anonymous => None,
+        };
+        let mut config = (*api::tls::client_config(&api::tls::Trust::Ca(admin.ca_pem.clone()), identity)?).clone();
+        // Hand-written requests speak HTTP/1.x: offer no h2.
+        config.alpn_protocols.clear();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?.to_owned();
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)?;
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(rustls::StreamOwned::new(conn, tcp))
     }
 
     fn spawn_server(&mut self) -> Result<()> {
@@ -249,6 +325,169 @@ impl Cluster {
                 bail!("server did not stop within 30 s of SIGTERM");
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// How long a joining agent may take from its start to its Node Ready.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Cluster {
+    /// The join token the server wrote (`<data-dir>/token`).
+    pub fn join_token(&self) -> Result<String> {
+        Ok(std::fs::read_to_string(self.data_dir.path().join("token"))?.trim().to_string())
+    }
+
+    /// Starts `tinykube agent` on this host as node `name`, joining with the
+    /// server's token, and waits until its Node is Ready.
+    pub fn join(&self, name: &str, extra_args: &[&str]) -> Result<Agent> {
+        let mut agent = self.spawn_agent(name, &self.join_token()?, extra_args)?;
+        self.wait_for_node_ready(&mut agent)?;
+        Ok(agent)
+    }
+
+    /// Starts `tinykube agent` as node `name` with `token`, without waiting.
+    pub fn spawn_agent(&self, name: &str, token: &str, extra_args: &[&str]) -> Result<Agent> {
+        let data_dir = tempfile::Builder::new().prefix("tinykube-e2e-agent").tempdir()?;
+        let mut args: Vec<String> = ["agent", "--server", &self.url(), "--token", token, "--node-name", name, "--listen", "127.0.0.1:0"]
+            .map(String::from)
+            .into();
+        args.extend(["--node-ip", "127.0.0.1", "--backoff-base-ms", "500"].map(String::from));
+        if !extra_args.contains(&"--runtime") {
+            args.extend(["--runtime", "process"].map(String::from));
+        }
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        args.push("--data-dir".into());
+        args.push(data_dir.path().display().to_string());
+        let mut agent = Agent { name: name.into(), data_dir, args, child: None };
+        agent.spawn()?;
+        Ok(agent)
+    }
+
+    /// Waits until `agent`'s Node is Ready, failing early if it exits.
+    pub fn wait_for_node_ready(&self, agent: &mut Agent) -> Result<()> {
+        let deadline = Instant::now() + JOIN_TIMEOUT;
+        loop {
+            if self.node_ready(&agent.name) {
+                return Ok(());
+            }
+            if let Some(status) = agent.child.as_mut().map(Child::try_wait).transpose()?.flatten() {
+                bail!(
+                    "tinykube agent {} exited ({status}) before its node was Ready\n--- agent log tail ---\n{}",
+                    agent.name,
+                    agent.log_tail()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("node {} not Ready within {JOIN_TIMEOUT:?}\n--- agent log tail ---\n{}", agent.name, agent.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether node `name` has `Ready=True`.
+    pub fn node_ready(&self, name: &str) -> bool {
+        let Ok(node) = self.get_json(&["node", name]) else { return false };
+        node["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    }
+}
+
+/// One `tinykube agent` process on this host and its data directory: a
+/// node that joined a [`Cluster`]. Killed when dropped.
+pub struct Agent {
+    pub name: String,
+    pub data_dir: tempfile::TempDir,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Agent {
+    fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.path().join("agent.log"))?;
+        let child = Command::new(tinykube_bin())
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting tinykube agent")?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the agent to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let child = self.child.as_mut().context("not running")?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("tinykube agent {} still running after {timeout:?}\n--- agent log tail ---\n{}", self.name, self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILLs the agent: as if its host died. Its pods' processes live on
+    /// (they are their own process groups), as containers outlive a kubelet.
+    pub fn kill9(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the agent again on the same data directory: it reuses the
+    /// certificate it got when it joined.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill9()?;
+        self.spawn()
+    }
+
+    /// A kubeconfig that speaks as this node (`system:node:<name>`), with
+    /// the certificate the agent got through its CSR.
+    pub fn kubeconfig(&self, cluster: &Cluster) -> Result<PathBuf> {
+        use base64::Engine;
+        let pki = self.data_dir.path().join("agent/pki");
+        let b64 = |file: &str| -> Result<String> {
+            let pem = std::fs::read(pki.join(file)).with_context(|| format!("{} has no {file}", pki.display()))?;
+            Ok(base64::engine::general_purpose::STANDARD.encode(pem))
+        };
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {}\n\
+             contexts:\n- name: c\n  context:\n    cluster: c\n    user: node\ncurrent-context: c\nusers:\n- name: node\n  user:\n\
+             \x20   client-certificate-data: {}\n    client-key-data: {}\n",
+            cluster.url(),
+            b64("ca.crt")?,
+            b64("node.crt")?,
+            b64("node.key")?,
+        );
+        let path = self.data_dir.path().join("node-kubeconfig.yaml");
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.data_dir.path().join("agent.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Agent {
+    /// Stops the agent with SIGTERM (SIGKILL after 10 s).
+    fn drop(&mut self) {
+        if let Some(child) = &self.child {
+            signal(child.id(), libc::SIGTERM);
+        }
+        if self.wait_exit(Duration::from_secs(10)).is_err() {
+            let _ = self.kill9();
         }
     }
 }
@@ -561,9 +800,9 @@ mod tests {
 
     #[test]
     fn the_port_comes_from_the_kubeconfigs_server_url() {
-        let written = "apiVersion: v1\nclusters:\n- name: tinykube\n  cluster:\n    server: http://127.0.0.1:40123\n";
+        let written = "apiVersion: v1\nclusters:\n- name: tinykube\n  cluster:\n    server: https://127.0.0.1:40123\n";
         assert_eq!(kubeconfig_port(written), Some(40123));
-        assert_eq!(kubeconfig_port("    server: http://127.0.0.1:0\n"), None, "port 0 is a request, not an answer");
+        assert_eq!(kubeconfig_port("    server: https://127.0.0.1:0\n"), None, "port 0 is a request, not an answer");
         assert_eq!(kubeconfig_port(""), None);
     }
 }

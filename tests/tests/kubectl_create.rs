@@ -16,12 +16,12 @@
 //! sends: an unknown field, refused under `fieldValidation=Strict` and
 //! warned about under `Warn`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
-use tinykube_tests::{require_tool, Cluster, Kubectl};
+use tinykube_tests::{read_to_end, require_tool, Cluster, Kubectl, Who};
 
 /// One imperative command: the object it makes, its arguments (without a
 /// namespace), and whether kubectl 1.32 sends it as protobuf (`run` and
@@ -213,11 +213,10 @@ fn config_map_with_unknown_field(name: &str) -> Vec<u8> {
     [b"k8s\x00".as_slice(), &field(1, &type_meta), &field(2, &raw)].concat()
 }
 
-/// POSTs `body` over plain HTTP/1.1; returns the status code and the
+/// POSTs `body` over HTTP/1.1 (TLS, as the admin); returns the status code and the
 /// whole response.
 fn post(cluster: &Cluster, path: &str, body: &[u8]) -> Result<(u16, String)> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", cluster.port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut stream = cluster.connect(Who::Admin)?;
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/vnd.kubernetes.protobuf\r\n\
          Accept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -226,7 +225,7 @@ fn post(cluster: &Cluster, path: &str, body: &[u8]) -> Result<(u16, String)> {
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
     let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
+    read_to_end(&mut stream, &mut response)?;
     let response = String::from_utf8_lossy(&response).into_owned();
     let code = response.split(' ').nth(1).and_then(|c| c.parse().ok()).context("an HTTP status line")?;
     Ok((code, response))

@@ -3,17 +3,17 @@
 //! same code, `Status` reason and message — and none may panic the server,
 //! hang, or change what it stores.
 //!
-//! The requests are written by hand on a plain `TcpStream` (HTTP/1.0, so
-//! every body ends with the connection and nothing is chunked), because a
-//! client library would refuse to send most of them.
+//! The requests are written by hand on a TLS stream with the admin's
+//! certificate (HTTP/1.0, so every body ends with the connection and
+//! nothing is chunked), because a client library would refuse to send most
+//! of them.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
-use tinykube_tests::{require_tool, Cluster, Kubectl};
+use tinykube_tests::{read_to_end, require_tool, Cluster, Kubectl, TlsStream, Who};
 
 /// One HTTP answer.
 #[derive(Debug)]
@@ -39,7 +39,7 @@ type Head = (u16, Vec<(String, String)>, Vec<u8>);
 
 /// Reads the status line and headers of an answer from `stream`; the body
 /// is what follows.
-fn read_head(stream: &mut TcpStream) -> Result<Head> {
+fn read_head(stream: &mut TlsStream) -> Result<Head> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let end = loop {
@@ -59,15 +59,14 @@ fn read_head(stream: &mut TcpStream) -> Result<Head> {
 
 /// Sends one request with `extra` header lines and reads the whole answer.
 fn send(cluster: &Cluster, method: &str, target: &str, extra: &str, body: &[u8]) -> Result<Answer> {
-    let mut stream = TcpStream::connect(("127.0.0.1", cluster.port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut stream = cluster.connect(Who::Admin)?;
     let head = format!("{method} {target} HTTP/1.0\r\nHost: 127.0.0.1\r\n{extra}Content-Length: {}\r\n\r\n", body.len());
     stream.write_all(head.as_bytes())?;
     // The server may answer (413) before reading a large body; a write
     // error then is expected, and the answer is still there to read.
     let _ = stream.write_all(body);
     let (code, headers, mut rest) = read_head(&mut stream)?;
-    stream.read_to_end(&mut rest).with_context(|| format!("reading the body of {method} {target}"))?;
+    read_to_end(&mut stream, &mut rest).with_context(|| format!("reading the body of {method} {target}"))?;
     Ok(Answer { code, headers, body: rest })
 }
 
@@ -357,8 +356,7 @@ fn every_bad_request_is_answered_as_upstream_without_harm() -> Result<()> {
     assert_eq!((answer.code, answer.status()["reason"].as_str()), (431, Some("RequestHeaderFieldsTooLarge")), "{answer:?}");
 
     // Booleans decode leniently, as upstream: `watch=abc` is a watch.
-    let mut stream = TcpStream::connect(("127.0.0.1", cluster.port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut stream = cluster.connect(Who::Admin)?;
     stream.write_all(format!("GET {CONFIGMAPS}?watch=abc HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())?;
     let (code, headers, _) = read_head(&mut stream)?;
     assert_eq!(code, 200);
@@ -384,9 +382,8 @@ fn duplicate_fields_under_warn_are_warnings() -> Result<()> {
 #[test]
 fn watches_are_capped_per_client() -> Result<()> {
     let cluster = Cluster::start_with(&["--no-agent"])?;
-    let open_watch = || -> Result<(TcpStream, Head)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", cluster.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let open_watch = || -> Result<(TlsStream, Head)> {
+        let mut stream = cluster.connect(Who::Admin)?;
         stream.write_all(format!("GET {CONFIGMAPS}?watch=1 HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())?;
         let head = read_head(&mut stream)?;
         Ok((stream, head))
@@ -398,7 +395,7 @@ fn watches_are_capped_per_client() -> Result<()> {
         open.push(stream);
     }
     let (mut stream, (code, headers, mut body)) = open_watch()?;
-    stream.read_to_end(&mut body)?;
+    read_to_end(&mut stream, &mut body)?;
     assert_eq!(code, 429);
     assert!(headers.contains(&("retry-after".to_string(), "1".to_string())), "{headers:?}");
     let status: Value = serde_json::from_slice(&body)?;

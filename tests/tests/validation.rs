@@ -3,12 +3,12 @@
 //! patch) and must come back with kube-apiserver's code, reason and
 //! message, leaving the store's revision where it was.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use tinykube_tests::Cluster;
+use tinykube_tests::{read_to_end, Cluster, Who};
 
 const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
 const PODS: &str = "/api/v1/namespaces/default/pods";
@@ -32,11 +32,9 @@ fn unchunk(body: &str) -> String {
     out
 }
 
-/// One plain HTTP/1.1 request; the status code and the JSON body.
+/// One HTTP/1.1 request (TLS, as the admin); the status code and the JSON body.
 fn request(cluster: &Cluster, method: &str, path: &str, content_type: &str, body: &str) -> Result<(u16, Value)> {
-    let port: u16 = cluster.url().rsplit(':').next().and_then(|p| p.parse().ok()).context("the cluster's port")?;
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut stream = cluster.connect(Who::Admin)?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nAccept: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
@@ -45,7 +43,7 @@ fn request(cluster: &Cluster, method: &str, path: &str, content_type: &str, body
     stream.write_all(head.as_bytes())?;
     stream.write_all(body.as_bytes())?;
     let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
+    read_to_end(&mut stream, &mut response)?;
     let response = String::from_utf8_lossy(&response).into_owned();
     let code = response.split(' ').nth(1).and_then(|c| c.parse().ok()).context("an HTTP status line")?;
     let (headers, body) = response.split_once("\r\n\r\n").context("a header block")?;

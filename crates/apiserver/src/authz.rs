@@ -8,7 +8,10 @@
 //!   controller-manager users (`system:kube-scheduler`,
 //!   `system:kube-controller-manager`): everything.
 //! - nodes (`system:node:<name>` in `system:nodes`): reading everything
-//!   but Secrets and ConfigMaps, which only by name;
+//!   but Secrets and ConfigMaps, which only by name and only those a pod
+//!   bound to the node uses (upstream's Node authorizer keeps a graph of
+//!   pods, nodes and what they reference; here [`check`] asks the store
+//!   for the node's pods in that namespace when such a read comes);
 //!   writing Nodes, their Leases, pod status, pod deletion, events and
 //!   their own CSRs. Which Node, Lease and pods a node may write is
 //!   checked on the object itself by the NodeRestriction admission
@@ -25,8 +28,58 @@
 //! resource "nodes" in API group "" at the cluster scope`.
 
 use api::ApiError;
+use serde_json::Value;
 
 use crate::authn::{User, BOOTSTRAPPERS, MASTERS};
+use crate::registry::{Filter, Registry};
+
+/// What [`authorize`] decided, when it did not refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Allowed if a pod bound to this node uses the Secret or ConfigMap
+    /// asked for: the Node authorizer's graph, which [`check`] looks up.
+    IfNodeUses(String),
+}
+
+/// Decides a request completely: [`authorize`], then, for a node reading
+/// a Secret or ConfigMap, whether one of its pods uses it.
+pub async fn check(registry: &Registry, user: &User, a: &Attributes<'_>) -> Result<(), ApiError> {
+    let Decision::IfNodeUses(node) = authorize(user, a)? else { return Ok(()) };
+    let pods = api::resources::by_resource("", "pods").expect("pods are in the table");
+    let filter = Filter::parse(pods, "", &format!("spec.nodeName={node}"))?;
+    let name = a.name.unwrap_or_default();
+    let listed = registry.list(pods, a.namespace, &filter).await?;
+    if listed.items.iter().any(|pod| pod_uses(pod, a.resource, name)) {
+        Ok(())
+    } else {
+        Err(forbidden(user, a, "no relationship found between node and this object"))
+    }
+}
+
+/// Whether `pod` names the Secret or ConfigMap (`resource`) `name`: in a
+/// volume (plain or projected), an environment variable or `envFrom` of
+/// any container, or (Secrets) its image pull secrets.
+pub fn pod_uses(pod: &Value, resource: &str, name: &str) -> bool {
+    let spec = &pod["spec"];
+    let (volume_key, ref_key, env_ref, env_from) = match resource {
+        "secrets" => ("secret", "secretName", "secretKeyRef", "secretRef"),
+        "configmaps" => ("configMap", "name", "configMapKeyRef", "configMapRef"),
+        _ => return false,
+    };
+    let is = |v: &Value| v.as_str() == Some(name);
+    let items = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let in_volumes = items(&spec["volumes"])
+        .iter()
+        .any(|v| is(&v[volume_key][ref_key]) || items(&v["projected"]["sources"]).iter().any(|source| is(&source[volume_key]["name"])));
+    let mut containers = ["initContainers", "containers", "ephemeralContainers"].into_iter().flat_map(|k| items(&spec[k]));
+    let in_containers = containers.any(|c| {
+        items(&c["env"]).iter().any(|e| is(&e["valueFrom"][env_ref]["name"]))
+            || items(&c["envFrom"]).iter().any(|e| is(&e[env_from]["name"]))
+    });
+    let pull = resource == "secrets" && items(&spec["imagePullSecrets"]).iter().any(|s| is(&s["name"]));
+    in_volumes || in_containers || pull
+}
 
 /// What a request asks to do, as upstream's `authorizer.Attributes`.
 #[derive(Debug, Clone, Copy)]
@@ -48,9 +101,9 @@ const CONTROL_PLANE_USERS: &[&str] = &["system:kube-scheduler", "system:kube-con
 pub const CLUSTER_INFO: (&str, &str) = ("kube-public", "cluster-info");
 
 /// Decides a resource request.
-pub fn authorize(user: &User, a: &Attributes<'_>) -> Result<(), ApiError> {
+pub fn authorize(user: &User, a: &Attributes<'_>) -> Result<Decision, ApiError> {
     if user.in_group(MASTERS) || CONTROL_PLANE_USERS.contains(&user.name.as_str()) {
-        return Ok(());
+        return Ok(Decision::Allow);
     }
     let reads = matches!(a.verb, "get" | "list" | "watch");
     if user.is_anonymous() {
@@ -59,18 +112,15 @@ pub fn authorize(user: &User, a: &Attributes<'_>) -> Result<(), ApiError> {
             && a.resource == "configmaps"
             && a.subresource.is_none()
             && (a.namespace, a.name.unwrap_or_default()) == CLUSTER_INFO;
-        return if cluster_info { Ok(()) } else { Err(ApiError::unauthorized()) };
+        return if cluster_info { Ok(Decision::Allow) } else { Err(ApiError::unauthorized()) };
     }
-    if user.node_name().is_some() {
-        // Secrets and ConfigMaps only one by one (what a pod on the node
-        // names), never listed, and never the bootstrap tokens. Upstream's
-        // Node authorizer narrows this further to the objects its pods
-        // reference, through a graph tinykube does not keep yet.
+    if let Some(node) = user.node_name() {
+        // Secrets and ConfigMaps only one by one, never listed, and only
+        // those its pods use: [`check`] looks that up.
         let secret_like = a.group.is_empty() && matches!(a.resource, "secrets" | "configmaps");
         if secret_like && reads {
-            let token = a.resource == "secrets" && a.name.is_some_and(|n| n.starts_with("bootstrap-token-"));
-            return if a.verb == "get" && a.name.is_some() && !token {
-                Ok(())
+            return if a.verb == "get" && a.name.is_some() {
+                Ok(Decision::IfNodeUses(node.to_string()))
             } else {
                 Err(forbidden(user, a, "no relationship found between node and this object"))
             };
@@ -85,11 +135,11 @@ pub fn authorize(user: &User, a: &Attributes<'_>) -> Result<(), ApiError> {
                 ("certificates.k8s.io", "certificatesigningrequests", None) => a.verb == "create",
                 _ => false,
             };
-        return if allowed { Ok(()) } else { Err(forbidden(user, a, "")) };
+        return if allowed { Ok(Decision::Allow) } else { Err(forbidden(user, a, "")) };
     }
     if user.in_group(BOOTSTRAPPERS) {
         let csr = a.group == "certificates.k8s.io" && a.resource == "certificatesigningrequests" && a.subresource.is_none();
-        return if csr && (reads || a.verb == "create") { Ok(()) } else { Err(forbidden(user, a, "")) };
+        return if csr && (reads || a.verb == "create") { Ok(Decision::Allow) } else { Err(forbidden(user, a, "")) };
     }
     Err(forbidden(user, a, ""))
 }
@@ -173,9 +223,9 @@ mod tests {
             (&node, attrs("update", "", "pods", Some("status"), "default", Some("p")), 0),
             (&node, attrs("create", "", "pods", None, "default", None), 403),
             (&node, secret, 403),
-            (&node, attrs("get", "", "secrets", None, "default", Some("s")), 0),
+            (&node, attrs("get", "", "secrets", None, "default", Some("s")), 1),
             (&node, attrs("list", "", "secrets", None, "", None), 403),
-            (&node, attrs("get", "", "secrets", None, "kube-system", Some("bootstrap-token-abcdef")), 403),
+            (&node, attrs("get", "", "configmaps", None, "default", Some("c")), 1),
             (&node, attrs("create", "certificates.k8s.io", "certificatesigningrequests", None, "", None), 0),
             (&boot, attrs("create", "certificates.k8s.io", "certificatesigningrequests", None, "", None), 0),
             (&boot, attrs("watch", "certificates.k8s.io", "certificatesigningrequests", None, "", None), 0),
@@ -186,7 +236,14 @@ mod tests {
             (&alice, attrs("get", "", "pods", None, "default", Some("p")), 403),
         ];
         for (u, a, want) in cases {
-            let got = authorize(u, a).err().map_or(0, |e| e.code);
+            let got = match authorize(u, a) {
+                Ok(Decision::Allow) => 0,
+                Ok(Decision::IfNodeUses(node)) => {
+                    assert_eq!(node, "n1");
+                    1
+                }
+                Err(e) => e.code,
+            };
             assert_eq!(got, *want, "{} {:?}", u.name, a);
         }
     }
@@ -213,5 +270,31 @@ mod tests {
         assert_eq!(authorize_path(&User::anonymous(), "/api").unwrap_err().code, 401);
         assert!(authorize_path(&user("system:node:n", &[NODES]), "/apis").is_ok());
         assert_eq!(authorize_path(&user("system:node:n", &[NODES]), "/metrics").unwrap_err().code, 403);
+    }
+
+    #[test]
+    fn what_a_pod_uses() {
+        let pod = serde_json::json!({"spec": {
+            "volumes": [
+                {"name": "a", "secret": {"secretName": "in-volume"}},
+                {"name": "b", "configMap": {"name": "cm-volume"}},
+                {"name": "c", "projected": {"sources": [{"secret": {"name": "projected"}}, {"configMap": {"name": "cm-projected"}}]}},
+            ],
+            "initContainers": [{"name": "i", "envFrom": [{"secretRef": {"name": "env-from"}}]}],
+            "containers": [{"name": "c", "env": [
+                {"name": "X", "valueFrom": {"secretKeyRef": {"name": "env-key", "key": "k"}}},
+                {"name": "Y", "valueFrom": {"configMapKeyRef": {"name": "cm-env", "key": "k"}}},
+            ]}],
+            "imagePullSecrets": [{"name": "pull"}],
+        }});
+        for name in ["in-volume", "projected", "env-from", "env-key", "pull"] {
+            assert!(pod_uses(&pod, "secrets", name), "{name}");
+            assert!(!pod_uses(&pod, "configmaps", name), "{name} is a Secret");
+        }
+        for name in ["cm-volume", "cm-projected", "cm-env"] {
+            assert!(pod_uses(&pod, "configmaps", name), "{name}");
+        }
+        assert!(!pod_uses(&pod, "secrets", "other"));
+        assert!(!pod_uses(&pod, "pods", "in-volume"));
     }
 }

@@ -28,6 +28,14 @@ impl ResourcesService {
     pub fn new(registry: Registry) -> Self {
         ResourcesService { registry }
     }
+
+    /// May the caller do this? (See [`crate::authz`].)
+    async fn check(&self, verb: &str, info: &ResourceInfo, namespace: &str, name: Option<&str>, sub: Option<&str>) -> Result<(), Status> {
+        let user = crate::authn::current().unwrap_or_else(crate::authn::User::anonymous);
+        let ns = if info.namespaced { namespace } else { "" };
+        let attrs = crate::authz::Attributes { verb, group: info.group, resource: info.resource, subresource: sub, namespace: ns, name };
+        crate::authz::check(&self.registry, &user, &attrs).await.map_err(grpc)
+    }
 }
 
 fn resolve(r: Option<&proto::ResourceRef>) -> Result<(&'static ResourceInfo, String), Status> {
@@ -53,12 +61,6 @@ fn reply(obj: Value) -> Result<Response<proto::Object>, Status> {
 }
 
 /// Authorizes a call as the request's user ([`crate::authn::current`]).
-fn check(verb: &str, info: &ResourceInfo, namespace: &str, name: Option<&str>, sub: Option<&str>) -> Result<(), Status> {
-    let user = crate::authn::current().unwrap_or_else(crate::authn::User::anonymous);
-    let ns = if info.namespaced { namespace } else { "" };
-    let attrs = crate::authz::Attributes { verb, group: info.group, resource: info.resource, subresource: sub, namespace: ns, name };
-    crate::authz::authorize(&user, &attrs).map_err(grpc)
-}
 
 fn grpc(e: ApiError) -> Status {
     e.to_grpc()
@@ -71,14 +73,14 @@ impl Resources for ResourcesService {
     async fn get(&self, req: Request<proto::GetRequest>) -> Result<Response<proto::Object>, Status> {
         let req = req.into_inner();
         let (info, ns) = resolve(req.resource.as_ref())?;
-        check("get", info, &ns, Some(&req.name), None)?;
+        self.check("get", info, &ns, Some(&req.name), None).await?;
         reply(self.registry.get(info, &ns, &req.name).await.map_err(grpc)?)
     }
 
     async fn list(&self, req: Request<proto::ListRequest>) -> Result<Response<proto::ListResponse>, Status> {
         let req = req.into_inner();
         let (info, ns) = resolve(req.resource.as_ref())?;
-        check("list", info, &ns, None, None)?;
+        self.check("list", info, &ns, None, None).await?;
         let filter = Filter::parse(info, &req.label_selector, &req.field_selector).map_err(grpc)?;
         let list = self.registry.list(info, &ns, &filter).await.map_err(grpc)?;
         let body = serde_json::json!({
@@ -95,7 +97,7 @@ impl Resources for ResourcesService {
     async fn watch(&self, req: Request<proto::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
         let req = req.into_inner();
         let (info, ns) = resolve(req.resource.as_ref())?;
-        check("watch", info, &ns, None, None)?;
+        self.check("watch", info, &ns, None, None).await?;
         let filter = Filter::parse(info, &req.label_selector, &req.field_selector).map_err(grpc)?;
         let params = WatchParams {
             namespace: ns,
@@ -112,7 +114,7 @@ impl Resources for ResourcesService {
     async fn create(&self, req: Request<proto::WriteRequest>) -> Result<Response<proto::Object>, Status> {
         let req = req.into_inner();
         let (info, ns) = resolve(req.resource.as_ref())?;
-        check("create", info, &ns, None, None)?;
+        self.check("create", info, &ns, None, None).await?;
         let obj = parse_object(req.object.as_ref())?;
         let opts = WriteOptions { dry_run: req.dry_run, validation: FieldValidation::Ignore };
         reply(self.registry.create(info, &ns, obj, &opts).await.map_err(grpc)?.object)
@@ -122,7 +124,7 @@ impl Resources for ResourcesService {
         let req = req.into_inner();
         let (info, ns) = resolve(req.resource.as_ref())?;
         let obj = parse_object(req.object.as_ref())?;
-        check("update", info, &ns, obj["metadata"]["name"].as_str(), None)?;
+        self.check("update", info, &ns, obj["metadata"]["name"].as_str(), None).await?;
         let opts = WriteOptions { dry_run: req.dry_run, validation: FieldValidation::Ignore };
         reply(self.registry.update(info, &ns, obj, Op::Update, &opts).await.map_err(grpc)?.object)
     }
@@ -134,7 +136,7 @@ impl Resources for ResourcesService {
             return Err(ApiError::not_found(info.group, &format!("{}/status", info.resource), "").to_grpc());
         }
         let obj = parse_object(req.object.as_ref())?;
-        check("update", info, &ns, obj["metadata"]["name"].as_str(), Some("status"))?;
+        self.check("update", info, &ns, obj["metadata"]["name"].as_str(), Some("status")).await?;
         let opts = WriteOptions { dry_run: req.dry_run, validation: FieldValidation::Ignore };
         reply(self.registry.update(info, &ns, obj, Op::UpdateStatus, &opts).await.map_err(grpc)?.object)
     }
@@ -142,7 +144,7 @@ impl Resources for ResourcesService {
     async fn delete(&self, req: Request<proto::DeleteRequest>) -> Result<Response<proto::Object>, Status> {
         let req = req.into_inner();
         let (info, ns) = resolve(req.resource.as_ref())?;
-        check("delete", info, &ns, Some(&req.name), None)?;
+        self.check("delete", info, &ns, Some(&req.name), None).await?;
         let options: Value = if req.options.is_empty() {
             Value::Null
         } else {
@@ -155,7 +157,7 @@ impl Resources for ResourcesService {
         let req = req.into_inner();
         let pods = api::resources::by_resource("", "pods").expect("pods are in the table");
         let binding = parse_object(req.binding.as_ref())?;
-        check("create", pods, &req.namespace, binding["metadata"]["name"].as_str(), Some("binding"))?;
+        self.check("create", pods, &req.namespace, binding["metadata"]["name"].as_str(), Some("binding")).await?;
         reply(self.registry.bind(&req.namespace, &binding).await.map_err(grpc)?)
     }
 
@@ -164,7 +166,7 @@ impl Resources for ResourcesService {
     async fn logs(&self, req: Request<proto::LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
         let req = req.into_inner();
         let pods = api::resources::by_resource("", "pods").expect("pods are in the table");
-        check("get", pods, &req.namespace, Some(&req.pod), Some("log"))?;
+        self.check("get", pods, &req.namespace, Some(&req.pod), Some("log")).await?;
         let mut agent = crate::proxy::agent_for_pod(&self.registry, &req.namespace, &req.pod).await.map_err(grpc)?;
         let stream = agent.logs(req).await?.into_inner();
         Ok(Response::new(Box::pin(stream)))

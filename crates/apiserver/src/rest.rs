@@ -357,7 +357,7 @@ async fn route(rest: &Arc<Rest>, req: Request<Incoming>) -> Result<Response<Body
         Err(_) if user.is_anonymous() => return Err(ApiError::unauthorized()),
         t => t?,
     };
-    authorize(&user, &target, &method, &query, &path)?;
+    authorize(&rest.registry, &user, &target, &method, &query, &path).await?;
     let ok = |v: Value| Ok(h::json(StatusCode::OK, &v));
     match target {
         Target::Version => ok(version()),
@@ -396,7 +396,14 @@ async fn route(rest: &Arc<Rest>, req: Request<Incoming>) -> Result<Response<Body
 
 /// Authorizes a parsed request: its verb as upstream's RequestInfo
 /// derives it from the method, the name and `watch`.
-fn authorize(user: &crate::authn::User, target: &Target, method: &Method, query: &Query, path: &str) -> Result<(), ApiError> {
+async fn authorize(
+    registry: &Registry,
+    user: &crate::authn::User,
+    target: &Target,
+    method: &Method,
+    query: &Query,
+    path: &str,
+) -> Result<(), ApiError> {
     let (info, namespace, name, sub) = match target {
         Target::Resource { info, namespace, name, sub } => (*info, namespace.as_str(), name.as_deref(), sub.as_deref()),
         Target::Bindings(ns) => {
@@ -417,7 +424,7 @@ fn authorize(user: &crate::authn::User, target: &Target, method: &Method, query:
         _ => return Ok(()),
     };
     let attrs = crate::authz::Attributes { verb, group: info.group, resource: info.resource, subresource: sub, namespace, name };
-    crate::authz::authorize(user, &attrs)
+    crate::authz::check(registry, user, &attrs).await
 }
 
 /// `/version`, as kube-apiserver answers it.
