@@ -17,8 +17,11 @@
 //! - [`resources`]: the table of kinds tinykube serves: group, version,
 //!   plural resource name, scope, and the `/registry/...` key of an object.
 //! - [`names`]: DNS-1123 name validation, with upstream's messages.
+//! - [`go`]: Go's quoting and durations, so flags and messages read as upstream's.
+//! - [`cidr`]: address ranges, cut into the blocks nodes get as `podCIDR`.
 //! - [`labels`] and [`fields`]: label and field selectors, parsed and matched.
 //! - [`quantity`]: resource quantities (`100m`, `1.5Gi`) as millicores and bytes.
+//! - [`taints`]: the well-known node taints and how tolerations match them.
 //! - [`qos`]: a pod's QoS class (Guaranteed, Burstable, BestEffort) and the
 //!   OOM score adjustment a node gives its containers.
 //! - [`status`]: [`ApiError`], the Kubernetes `Status` error, and its one
@@ -28,6 +31,7 @@
 //!   the join token that pins it.
 //! - [`tls`]: the rustls configurations of the api-server, agents and clients.
 
+pub mod cidr;
 pub mod fields;
 pub mod go;
 pub mod labels;
@@ -37,6 +41,7 @@ pub mod qos;
 pub mod quantity;
 pub mod resources;
 pub mod status;
+pub mod taints;
 pub mod time;
 pub mod tls;
 

@@ -23,6 +23,8 @@
 //! - [`authn`]: who is asking: client certificates and bootstrap tokens.
 //! - [`authz`]: may they: the control plane, nodes, bootstrappers, anonymous.
 //! - [`noderestriction`]: a node writes only its own Node, Lease and pods.
+//! - [`defaulttolerationseconds`]: pods tolerate an unready or unreachable
+//!   node for a while (300 s) before they are evicted.
 //! - [`registry`]: get, list, create, update, delete and bind over the
 //!   store, with compare-and-swap and graceful pod deletion.
 //! - [`strategy`]: per-kind defaulting, validation and the status split.
@@ -48,6 +50,7 @@
 
 pub mod authn;
 pub mod authz;
+pub mod defaulttolerationseconds;
 pub mod discovery;
 pub mod exec;
 pub mod fieldvalidation;
@@ -121,6 +124,14 @@ impl ApiServer {
     /// `--kubelet-client-certificate`.
     pub fn with_kubelet_client(mut self, credentials: client::Credentials) -> Self {
         self.registry = self.registry.with_kubelet_client(credentials);
+        self
+    }
+
+    /// Gives pods these default tolerations of `not-ready` and
+    /// `unreachable` nodes instead of 300 s each (see
+    /// [`defaulttolerationseconds`]).
+    pub fn with_default_toleration_seconds(mut self, seconds: defaulttolerationseconds::DefaultTolerationSeconds) -> Self {
+        self.registry = self.registry.with_default_toleration_seconds(seconds);
         self
     }
 

@@ -4,7 +4,13 @@
 //! pod status and pod deletions at all; which ones it may touch depends on
 //! the objects, so upstream checks it in admission, where the object and
 //! the stored one are at hand. A node may write:
-//! - the Node named after it (create, update, status);
+//! - the Node named after it (create, update, status) — but not its taints,
+//!   which would let it shrug off the node lifecycle controller's
+//!   `unreachable` taint or steer workloads to itself, and not its pod
+//!   range (`spec.podCIDR`), which the node IPAM controller hands out so
+//!   that no two nodes share one (upstream leaves that to validation,
+//!   which lets anyone set an empty range once; here only the controller
+//!   may);
 //! - the Lease of that name in `kube-node-lease`;
 //! - the status of pods bound to it (`spec.nodeName` is its name), and
 //!   delete those pods (the last step of a graceful deletion).
@@ -25,6 +31,18 @@ pub fn admit_write(info: &ResourceInfo, op: Op, obj: &Value, old: Option<&Value>
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     match (info.group, info.resource) {
         ("", "nodes") if name != node => Err(forbidden(info, name, format!("node \"{node}\" is not allowed to modify node \"{name}\""))),
+        ("", "nodes") => {
+            let changed = |field: &str| old.map_or(&Value::Null, |o| &o["spec"][field]) != &obj["spec"][field];
+            if changed("podCIDRs") {
+                return Err(forbidden(info, name, format!("node \"{node}\" is not allowed to set podCIDR")));
+            }
+            // On create a node may register with taints (the kubelet's
+            // `--register-with-taints`); afterwards they are not its own.
+            if op != Op::Create && changed("taints") {
+                return Err(forbidden(info, name, format!("node \"{node}\" is not allowed to modify taints")));
+            }
+            Ok(())
+        }
         ("coordination.k8s.io", "leases") => {
             let namespace = obj["metadata"]["namespace"].as_str().unwrap_or_default();
             if namespace != "kube-node-lease" || name != node {
@@ -84,7 +102,18 @@ mod tests {
     fn a_node_writes_only_its_own() {
         as_node(async {
             let nodes = info("", "nodes");
-            assert!(admit_write(nodes, Op::Update, &json!({"metadata": {"name": "n1"}}), None).is_ok());
+            let own = json!({"metadata": {"name": "n1"}});
+            assert!(admit_write(nodes, Op::Update, &own, Some(&own)).is_ok());
+            let with_cidr = json!({"metadata": {"name": "n1"}, "spec": {"podCIDR": "10.244.0.0/24", "podCIDRs": ["10.244.0.0/24"]}});
+            let e = admit_write(nodes, Op::Create, &with_cidr, None).unwrap_err();
+            assert_eq!(e.message, "nodes \"n1\" is forbidden: node \"n1\" is not allowed to set podCIDR");
+            assert_eq!(admit_write(nodes, Op::Update, &with_cidr, Some(&own)).unwrap_err().code, 403);
+            assert!(admit_write(nodes, Op::Update, &with_cidr, Some(&with_cidr)).is_ok(), "keeping the range it was given");
+            let tainted = json!({"metadata": {"name": "n1"}, "spec": {"taints": [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]}});
+            let e = admit_write(nodes, Op::Update, &own, Some(&tainted)).unwrap_err();
+            assert_eq!(e.message, "nodes \"n1\" is forbidden: node \"n1\" is not allowed to modify taints");
+            assert!(admit_write(nodes, Op::Create, &tainted, None).is_ok(), "registering with taints");
+            assert!(admit_write(nodes, Op::UpdateStatus, &tainted, Some(&tainted)).is_ok());
             let e = admit_write(nodes, Op::UpdateStatus, &json!({"metadata": {"name": "n2"}}), None).unwrap_err();
             assert_eq!((e.code, e.message.as_str()), (403, "nodes \"n2\" is forbidden: node \"n1\" is not allowed to modify node \"n2\""));
 

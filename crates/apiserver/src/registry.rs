@@ -25,6 +25,7 @@ use api::{ApiError, ResourceInfo};
 use serde_json::{json, Value};
 use store::{Compare, CompareResult, CompareTarget, DeleteRangeRequest, KeyValue, Kv, PutRequest, RangeRequest, RequestOp, TxnRequest};
 
+use crate::defaulttolerationseconds::DefaultTolerationSeconds;
 use crate::strategy::{self, Op};
 
 /// The namespaces every cluster has.
@@ -44,6 +45,8 @@ pub struct Registry {
     /// How the api-server proves itself to node agents (logs, exec), as
     /// kube-apiserver's `--kubelet-client-certificate`.
     kubelet_client: Option<Arc<client::Credentials>>,
+    /// The DefaultTolerationSeconds admission plugin's configuration.
+    default_toleration_seconds: DefaultTolerationSeconds,
 }
 
 impl std::fmt::Debug for Registry {
@@ -205,7 +208,15 @@ fn random_suffix() -> String {
 
 impl Registry {
     pub fn new(kv: Arc<dyn Kv>) -> Self {
-        Registry { kv, kubelet_client: None }
+        Registry { kv, kubelet_client: None, default_toleration_seconds: DefaultTolerationSeconds::default() }
+    }
+
+    /// Gives pods these default tolerations of unready and unreachable
+    /// nodes (kube-apiserver's `--default-not-ready-toleration-seconds` and
+    /// `--default-unreachable-toleration-seconds`).
+    pub fn with_default_toleration_seconds(mut self, seconds: DefaultTolerationSeconds) -> Self {
+        self.default_toleration_seconds = seconds;
+        self
     }
 
     /// Dials node agents with these credentials.
@@ -388,8 +399,11 @@ impl Registry {
         }
         meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), serde_json::to_value(api::time::now()).map_err(ApiError::internal)?);
-        // Validation comes before admission (the namespace must exist and
-        // not be terminating) and admission before storage, as upstream's.
+        // Mutating admission first (DefaultTolerationSeconds), then the
+        // strategy's defaulting and validation, then validating admission
+        // (NodeRestriction; the namespace must exist and not be
+        // terminating), then storage, as upstream's order goes.
+        self.default_toleration_seconds.admit(info, &mut obj);
         let (mut obj, warnings) = strategy::normalize(info, obj, None, Op::Create, opts.validation)?;
         crate::noderestriction::admit_write(info, Op::Create, &obj, None)?;
         if !spec_of(&obj).as_object().is_none_or(|m| m.is_empty()) && obj.get("spec").is_some() {
@@ -485,6 +499,9 @@ impl Registry {
             }
             let mut new = mutate(&old)?;
             before_update(info, ns, name, &old, &mut new)?;
+            if op == Op::Update {
+                self.default_toleration_seconds.admit(info, &mut new);
+            }
             let (mut new, warnings) = strategy::normalize(info, new, Some(&old), op, opts.validation)?;
             crate::noderestriction::admit_write(info, op, &new, Some(&old))?;
             // Only kinds with a spec have generations (a ConfigMap's data

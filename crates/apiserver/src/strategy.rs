@@ -374,8 +374,27 @@ impl Strategy for Namespace {
 }
 
 impl Strategy for Node {
+    /// `spec.podCIDR` and `spec.podCIDRs` are one field in two spellings
+    /// (the first is from before dual-stack): upstream's conversion fills
+    /// the list from the single value when only that is given, and always
+    /// writes the single value as the list's first entry.
+    fn default(&mut self) {
+        let Some(spec) = self.spec.as_mut() else { return };
+        let single = spec.pod_cidr.clone().filter(|c| !c.is_empty());
+        if spec.pod_cidrs.as_ref().is_none_or(|l| l.is_empty()) {
+            spec.pod_cidrs = single.map(|c| vec![c]);
+        }
+        if let Some(first) = spec.pod_cidrs.as_ref().and_then(|l| l.first()) {
+            spec.pod_cidr = Some(first.clone());
+        }
+    }
+
     fn validate(&self) -> Vec<FieldError> {
         core::validate_node(self)
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<FieldError> {
+        core::validate_node_update(self, old)
     }
 
     fn field(&self, field: &str) -> Option<String> {

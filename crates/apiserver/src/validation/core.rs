@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::meta::validate_annotations;
 use super::{
-    quote, validate_dns1123_label, validate_immutable_field, validate_labels, validate_nonnegative_field, validate_port_num_or_name,
+    quote, shown, validate_dns1123_label, validate_immutable_field, validate_labels, validate_nonnegative_field, validate_port_num_or_name,
     ErrorList,
 };
 
@@ -835,7 +835,8 @@ pub fn validate_namespace(ns: &Namespace) -> ErrorList {
     errs
 }
 
-/// `ValidateNode`: taints a scheduler can read.
+/// `ValidateNode`: taints a scheduler can read, and pod ranges that are
+/// ranges (at most one per IP family).
 pub fn validate_node(node: &Node) -> ErrorList {
     let mut errs = Vec::new();
     let mut seen = BTreeSet::new();
@@ -854,7 +855,49 @@ pub fn validate_node(node: &Node) -> ErrorList {
             errs.push(FieldError::duplicate(at, format!("{{{} {}}}", t.key, t.effect)));
         }
     }
+    errs.extend(validate_pod_cidrs(node.spec.as_ref().and_then(|s| s.pod_cidrs.as_deref()).unwrap_or_default()));
     errs
+}
+
+/// The `spec.podCIDRs` rules of `ValidateNode`.
+fn validate_pod_cidrs(cidrs: &[String]) -> ErrorList {
+    let mut errs = Vec::new();
+    let mut parsed = Vec::new();
+    for (i, value) in cidrs.iter().enumerate() {
+        match value.parse::<api::cidr::Cidr>() {
+            Ok(c) => parsed.push(c),
+            Err(_) => errs.push(FieldError::invalid(
+                format!("spec.podCIDRs[{i}]"),
+                quote(value),
+                "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+            )),
+        }
+    }
+    if cidrs.len() > 1 && errs.is_empty() {
+        let dual_stack = parsed.iter().any(|c| c.bits() == 32) && parsed.iter().any(|c| c.bits() == 128);
+        if !dual_stack || cidrs.len() > 2 {
+            errs.push(FieldError::invalid("spec.podCIDRs", shown(&cidrs), "may specify no more than one CIDR for each IP family"));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, value) in cidrs.iter().enumerate() {
+            if !seen.insert(value) {
+                errs.push(FieldError::duplicate(format!("spec.podCIDRs[{i}]"), quote(value)));
+            }
+        }
+    }
+    errs
+}
+
+/// `ValidateNodeUpdate`: the node IPAM controller may give a node its pod
+/// ranges once; after that they are fixed, since pods already have
+/// addresses from them.
+pub fn validate_node_update(new: &Node, old: &Node) -> ErrorList {
+    let cidrs = |n: &Node| n.spec.as_ref().and_then(|s| s.pod_cidrs.clone()).unwrap_or_default();
+    let (new_cidrs, old_cidrs) = (cidrs(new), cidrs(old));
+    if !old_cidrs.is_empty() && new_cidrs != old_cidrs {
+        return vec![FieldError::forbidden("spec.podCIDRs", "node updates may not change podCIDR except from \"\" to valid")];
+    }
+    Vec::new()
 }
 
 /// `ValidateEndpoints`: addresses are IPs, ports are named when there are
@@ -1131,6 +1174,29 @@ mod tests {
             messages(validate_node(&node)),
             vec!["spec.taints[0].effect: Unsupported value: \"Sometimes\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\""]
         );
+        let node = |spec: serde_json::Value| -> Node { serde_json::from_value(json!({"spec": spec})).unwrap() };
+        let cidr_cases = [
+            (json!({"podCIDRs": ["10.244.1.0/24"]}), vec![]),
+            (json!({"podCIDRs": ["10.244.1.0/24", "fd00:1::/64"]}), vec![]),
+            (
+                json!({"podCIDRs": ["10.244.1"]}),
+                vec!["spec.podCIDRs[0]: Invalid value: \"10.244.1\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"],
+            ),
+            (
+                json!({"podCIDRs": ["10.244.1.0/24", "10.244.2.0/24"]}),
+                vec!["spec.podCIDRs: Invalid value: [\"10.244.1.0/24\",\"10.244.2.0/24\"]: may specify no more than one CIDR for each IP family"],
+            ),
+        ];
+        for (spec, want) in cidr_cases {
+            assert_eq!(messages(validate_node(&node(spec.clone()))), want, "{spec}");
+        }
+        let (unset, one, other) =
+            (node(json!({})), node(json!({"podCIDRs": ["10.244.1.0/24"]})), node(json!({"podCIDRs": ["10.244.2.0/24"]})));
+        assert!(validate_node_update(&one, &unset).is_empty(), "from nothing to a range");
+        assert!(validate_node_update(&one, &one).is_empty());
+        let forbidden = "spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid";
+        assert_eq!(messages(validate_node_update(&other, &one)), vec![forbidden]);
+        assert_eq!(messages(validate_node_update(&unset, &one)), vec![forbidden], "nor back to nothing");
         let lease: k8s_openapi::api::coordination::v1::Lease =
             serde_json::from_value(json!({"spec": {"leaseDurationSeconds": 0}})).unwrap();
         assert_eq!(

@@ -14,16 +14,14 @@
 //! upstream. When the controller has tainted the node, TaintToleration runs
 //! first and reports the taint, as upstream users would see it.
 
+use api::taints::{tolerations_tolerate_taint, TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE};
 use k8s_openapi::api::core::v1::{Node, Taint, Toleration};
 
-use super::taint_toleration::tolerations_tolerate_taint;
 use crate::framework::{Code, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
 
 pub const NAME: &str = "NodeReady";
 /// The reason the pre-framework scheduler's `CheckNodeCondition` gave.
 pub const ERR_REASON: &str = "node(s) were not ready";
-pub const TAINT_NODE_NOT_READY: &str = "node.kubernetes.io/not-ready";
-pub const TAINT_NODE_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 
 /// The filter plugin.
 #[derive(Debug, Clone, Copy, Default)]

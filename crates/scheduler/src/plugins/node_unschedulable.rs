@@ -3,16 +3,13 @@
 //! `node.kubernetes.io/unschedulable:NoSchedule` taint — DaemonSet pods do,
 //! so that they still land on cordoned nodes.
 
+use api::taints::{tolerations_tolerate_taint, TAINT_NODE_UNSCHEDULABLE};
 use k8s_openapi::api::core::v1::{Node, Taint, Toleration};
 
-use super::taint_toleration::tolerations_tolerate_taint;
 use crate::framework::{Code, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
 
 pub const NAME: &str = "NodeUnschedulable";
 pub const ERR_REASON: &str = "node(s) were unschedulable";
-/// The taint a cordoned node is treated as having.
-pub const TAINT_NODE_UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
-
 /// The filter plugin.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NodeUnschedulable;

@@ -3,8 +3,11 @@
 //! A taint `key=value:Effect` on a node keeps away every pod without a
 //! matching toleration. The filter looks at the two effects that forbid
 //! placement, `NoSchedule` and `NoExecute`; `PreferNoSchedule` only lowers
-//! a node's score upstream, which tinykube does not score.
+//! a node's score upstream, which tinykube does not score. How a
+//! toleration matches a taint is `api::taints::tolerates_taint`, shared with
+//! the taint-eviction controller.
 
+use api::taints::tolerations_tolerate_taint;
 use k8s_openapi::api::core::v1::{Taint, Toleration};
 
 use crate::framework::{Code, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
@@ -17,31 +20,6 @@ pub const ERR_REASON: &str = "node(s) had untolerated taint";
 /// The filter plugin.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TaintToleration;
-
-/// Whether one toleration matches one taint (upstream
-/// `Toleration.ToleratesTaint`): an empty effect matches every effect, an
-/// empty key (with `Exists`) every key; `Exists` ignores the value, while
-/// `Equal` (the default operator) requires the same value.
-pub fn tolerates_taint(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect = toleration.effect.as_deref().unwrap_or_default();
-    if !effect.is_empty() && effect != taint.effect {
-        return false;
-    }
-    let key = toleration.key.as_deref().unwrap_or_default();
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or_default() {
-        "" | "Equal" => toleration.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default(),
-        "Exists" => true,
-        _ => false,
-    }
-}
-
-/// Whether any of `tolerations` matches `taint`.
-pub fn tolerations_tolerate_taint(tolerations: &[Toleration], taint: &Taint) -> bool {
-    tolerations.iter().any(|t| tolerates_taint(t, taint))
-}
 
 /// The first `NoSchedule` or `NoExecute` taint no toleration matches.
 pub fn find_untolerated_taint<'a>(taints: &'a [Taint], tolerations: &[Toleration]) -> Option<&'a Taint> {
@@ -78,25 +56,6 @@ impl FilterPlugin for TaintToleration {
 mod tests {
     use super::*;
     use crate::plugins::testing::{node, node_info, pod, pod_info, taint, toleration};
-
-    #[test]
-    fn tolerates_taint_table() {
-        let gpu = taint("dedicated", "gpu", "NoSchedule");
-        let cases = [
-            ("equal key, value and effect", toleration("dedicated", "Equal", "gpu", "NoSchedule"), true),
-            ("empty operator means Equal", toleration("dedicated", "", "gpu", "NoSchedule"), true),
-            ("empty effect matches all effects", toleration("dedicated", "Equal", "gpu", ""), true),
-            ("other value", toleration("dedicated", "Equal", "cpu", "NoSchedule"), false),
-            ("other effect", toleration("dedicated", "Equal", "gpu", "NoExecute"), false),
-            ("other key", toleration("team", "Equal", "gpu", "NoSchedule"), false),
-            ("Exists ignores the value", toleration("dedicated", "Exists", "", "NoSchedule"), true),
-            ("empty key with Exists tolerates everything", toleration("", "Exists", "", ""), true),
-            ("unknown operator", toleration("dedicated", "In", "gpu", "NoSchedule"), false),
-        ];
-        for (name, t, want) in cases {
-            assert_eq!(tolerates_taint(&t, &gpu), want, "{name}");
-        }
-    }
 
     #[test]
     fn filter() {
