@@ -28,6 +28,11 @@ pub enum Error {
     #[error("hash collision for ReplicaSet {name}; collisionCount is now {collision_count}")]
     HashCollision { name: String, collision_count: i32 },
 
+    /// Every block of the cluster CIDR is held by a node, so `node` gets
+    /// no pod range until one is deleted (upstream's cidrset error).
+    #[error("node {node}: {}", crate::nodeipam::NO_CIDRS_REMAINING)]
+    RangeExhausted { node: String },
+
     /// An object could not be turned into JSON (for template hashing).
     #[error("cannot serialise {what}: {source}")]
     Serialize {

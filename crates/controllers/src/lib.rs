@@ -30,8 +30,19 @@
 //! whose object is being deleted stops creating children, so it never
 //! fights the collector.
 //!
-//! Where tinykube simplifies: four controllers (ReplicaSet, Deployment,
-//! garbage collector, namespace) rather than upstream's dozens; no leader
+//! Nodes have controllers of their own. The node IPAM controller gives
+//! each new Node its slice of the pod network (`spec.podCIDR`); the node
+//! lifecycle controller watches the nodes' heartbeats and, when one goes
+//! silent, marks it `Unknown` and taints it; the taint-eviction controller
+//! then removes the pods from the tainted node once their tolerations run
+//! out, and the ReplicaSet controller replaces them elsewhere. That chain,
+//! from a missed heartbeat to a pod running on another host, is how a
+//! cluster heals.
+//!
+//! Where tinykube simplifies: seven controllers (ReplicaSet, Deployment,
+//! garbage collector, namespace, node IPAM, node lifecycle, taint
+//! eviction; plus the certificate approver and signer, run apart because
+//! they need the cluster CA's key) rather than upstream's dozens; no leader
 //! election yet, so run one controller-manager per cluster; the garbage
 //! collector's graph covers Deployments, ReplicaSets and pods (see
 //! [`garbagecollector`]); scale-down does not rank pods by node
@@ -42,9 +53,9 @@
 //! # Layout
 //! - [`runtime`]: [`Action`], the error policy and the worker loop every
 //!   controller runs.
-//! - [`informers`]: the pod, ReplicaSet, Deployment and Namespace
-//!   informers the controllers share, and the dispatcher feeding their
-//!   event handlers.
+//! - [`informers`]: the pod, ReplicaSet, Deployment, Namespace, Node and
+//!   node Lease informers the controllers share, and the dispatcher
+//!   feeding their event handlers.
 //! - [`expectations`]: creations and deletions in flight, so a controller
 //!   does not act twice before its cache catches up.
 //! - [`refmanager`]: controller references; adopting and releasing.
@@ -58,6 +69,11 @@
 //!   background, foreground (`foregroundDeletion`) and orphan (`orphan`).
 //! - [`namespace`]: empties a terminating namespace, then removes its
 //!   `kubernetes` finalizer.
+//! - [`nodeipam`]: gives every Node a `podCIDR` from the cluster CIDR.
+//! - [`nodelifecycle`]: heartbeats, `Unknown` conditions, condition taints
+//!   and pods marked not ready.
+//! - [`tainteviction`]: deletes pods from nodes with `NoExecute` taints
+//!   they do not (or no longer) tolerate.
 //! - [`retry`]: read, edit and write back objects we do not own, retrying
 //!   on conflict.
 //! - [`Error`]: the one error type.
@@ -69,11 +85,14 @@ pub mod expectations;
 pub mod garbagecollector;
 pub mod informers;
 pub mod namespace;
+pub mod nodeipam;
+pub mod nodelifecycle;
 pub mod podutil;
 pub mod refmanager;
 pub mod replicaset;
 pub mod retry;
 pub mod runtime;
+pub mod tainteviction;
 
 use std::sync::Arc;
 
@@ -89,17 +108,57 @@ use runtime::Controller;
 /// garbage collector; a learning cluster needs fewer).
 const WORKERS: usize = 4;
 
+/// The controller-manager's settings, kube-controller-manager's flags of
+/// the same names. [`Config::default`] is upstream 1.32's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// `--cluster-cidr`: the pod network nodes get their ranges from.
+    pub cluster_cidr: api::cidr::Cidr,
+    /// `--node-cidr-mask-size`: the size of each node's range.
+    pub node_cidr_mask_size: u8,
+    /// `--node-monitor-period` and `--node-monitor-grace-period`.
+    pub node_monitor: nodelifecycle::Monitor,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            cluster_cidr: nodeipam::DEFAULT_CLUSTER_CIDR.parse().expect("the default cluster CIDR parses"),
+            node_cidr_mask_size: nodeipam::DEFAULT_NODE_CIDR_MASK_SIZE,
+            node_monitor: nodelifecycle::Monitor::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks the settings before anything starts, with the message the
+    /// user should see.
+    pub fn validate(&self) -> Result<(), String> {
+        nodeipam::CidrSet::new(self.cluster_cidr, self.node_cidr_mask_size)?;
+        if self.node_monitor.period.is_zero() {
+            return Err("--node-monitor-period must be greater than 0".into());
+        }
+        Ok(())
+    }
+}
+
 /// Runs the controller-manager: starts the shared informers, waits for
 /// their caches to fill, then runs the ReplicaSet, Deployment, garbage
-/// collector and namespace controllers until `cancel` fires. Returns once every worker
-/// has finished its current reconcile.
-pub async fn run(client: Client, cancel: CancellationToken) -> Result<(), Error> {
+/// collector, namespace, node IPAM, node lifecycle and taint-eviction
+/// controllers until `cancel` fires. Returns once every worker has
+/// finished its current reconcile.
+pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> Result<(), Error> {
+    let cidrs = nodeipam::CidrSet::new(config.cluster_cidr, config.node_cidr_mask_size)
+        .map_err(|reason| Error::Invalid { key: "--node-cidr-mask-size".into(), reason })?;
     let (caches, synced, dispatcher) = informers::start(&client, &cancel);
 
     let replicasets = replicaset::Context::new(client.clone(), caches.clone());
     let deployments = deployment::Context::new(client.clone(), caches.clone());
     let gc = garbagecollector::Context::new(client.clone(), caches.clone());
-    let namespaces = namespace::Context::new(client.clone(), caches);
+    let namespaces = namespace::Context::new(client.clone(), caches.clone());
+    let ipam = nodeipam::Context::new(client.clone(), caches.clone(), cidrs);
+    let lifecycle = nodelifecycle::Context::new(client.clone(), caches.clone(), config.node_monitor);
+    let evictions = tainteviction::Context::new(client.clone(), caches);
 
     // Handlers enqueue from the first event on; workers wait for the sync.
     let dispatch = tokio::spawn(dispatcher.run(vec![
@@ -107,6 +166,9 @@ pub async fn run(client: Client, cancel: CancellationToken) -> Result<(), Error>
         deployments.clone(),
         gc.clone(),
         namespaces.clone(),
+        ipam.clone(),
+        lifecycle.clone(),
+        evictions.clone(),
     ]));
     tokio::select! {
         _ = synced.wait_synced() => tracing::info!("controller-manager caches synced"),
@@ -115,6 +177,9 @@ pub async fn run(client: Client, cancel: CancellationToken) -> Result<(), Error>
             return Ok(());
         }
     }
+
+    // Before any node is given a range, every range already given is taken.
+    ipam.occupy_existing();
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(
@@ -152,6 +217,30 @@ pub async fn run(client: Client, cancel: CancellationToken) -> Result<(), Error>
             lookup: namespace::Context::lookup,
         }
         .run(WORKERS, namespace::reconcile, namespace::error_policy, cancel.clone()),
+    );
+    tasks.spawn(
+        Controller { name: "nodeipam", queue: ipam.queue.clone(), ctx: ipam, lookup: nodeipam::Context::lookup }
+            // One worker hands out ranges in order, as upstream's one
+            // allocator goroutine does.
+            .run(1, nodeipam::reconcile, nodeipam::error_policy, cancel.clone()),
+    );
+    tasks.spawn(
+        Controller {
+            name: "nodelifecycle",
+            queue: lifecycle.queue.clone(),
+            ctx: lifecycle,
+            lookup: nodelifecycle::Context::lookup,
+        }
+        .run(WORKERS, nodelifecycle::reconcile, nodelifecycle::error_policy, cancel.clone()),
+    );
+    tasks.spawn(
+        Controller {
+            name: "tainteviction",
+            queue: evictions.queue.clone(),
+            ctx: evictions,
+            lookup: tainteviction::Context::lookup,
+        }
+        .run(WORKERS, tainteviction::reconcile, tainteviction::error_policy, cancel.clone()),
     );
     while tasks.join_next().await.is_some() {}
     // The informers stop on `cancel`, which closes the dispatcher's channel.

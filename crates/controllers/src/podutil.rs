@@ -3,8 +3,8 @@
 
 use std::cmp::Ordering;
 
-use k8s_openapi::api::core::v1::{Pod, PodCondition};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 /// A pod counts towards its controller's replicas while it may still run:
 /// not Succeeded or Failed, and not being deleted. A terminating pod is on
@@ -18,6 +18,28 @@ pub fn is_active(pod: &Pod) -> bool {
 /// The pod's `Ready` condition, if the agent has reported one.
 pub fn ready_condition(pod: &Pod) -> Option<&PodCondition> {
     pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")
+}
+
+/// Sets `condition` in `status` (upstream `UpdatePodCondition`): a new
+/// condition, or one whose status changes, gets `lastTransitionTime` =
+/// `now` unless it brings its own; one whose status stays keeps its old
+/// transition time. Returns whether anything changed.
+pub fn update_pod_condition(status: &mut PodStatus, mut condition: PodCondition, now: &Time) -> bool {
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    match conditions.iter_mut().find(|c| c.type_ == condition.type_) {
+        None => {
+            condition.last_transition_time.get_or_insert_with(|| now.clone());
+            conditions.push(condition);
+            true
+        }
+        Some(old) => {
+            condition.last_transition_time =
+                if old.status == condition.status { old.last_transition_time.clone() } else { Some(now.clone()) };
+            let changed = *old != condition;
+            *old = condition;
+            changed
+        }
+    }
 }
 
 /// `Ready` is `True`: every container passed its readiness probe.
@@ -218,5 +240,26 @@ mod tests {
             assert_eq!(active_pods_order(&first, &second), Ordering::Less, "{why}");
             assert_eq!(active_pods_order(&second, &first), Ordering::Greater, "{why} (reversed)");
         }
+    }
+
+    #[test]
+    fn updating_a_condition_keeps_its_transition_time_unless_its_status_changes() {
+        let t = |s: i64| Time(jiff::Timestamp::from_second(1_700_000_000 + s).unwrap());
+        let cond = |type_: &str, status: &str, reason: Option<&str>| PodCondition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.map(Into::into),
+            ..Default::default()
+        };
+        let mut status = PodStatus::default();
+        assert!(update_pod_condition(&mut status, cond("Ready", "True", None), &t(0)));
+        assert!(!update_pod_condition(&mut status, cond("Ready", "True", None), &t(5)), "nothing changed");
+        assert!(update_pod_condition(&mut status, cond("Ready", "True", Some("Why")), &t(6)), "a new reason");
+        let ready = |s: &PodStatus| s.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Ready").unwrap().clone();
+        assert_eq!(ready(&status).last_transition_time, Some(t(0)));
+        assert!(update_pod_condition(&mut status, cond("Ready", "False", None), &t(9)));
+        assert_eq!((ready(&status).status.as_str(), ready(&status).last_transition_time), ("False", Some(t(9))));
+        assert!(update_pod_condition(&mut status, cond("DisruptionTarget", "True", Some("DeletionByTaintManager")), &t(10)));
+        assert_eq!(status.conditions.as_ref().unwrap().len(), 2);
     }
 }

@@ -1,8 +1,8 @@
 //! Read, edit, write back, and try again if someone else wrote first —
 //! client-go's `retry.RetryOnConflict` around a get and an update.
 //!
-//! The garbage collector and the namespace controller change objects they
-//! do not own: they take an owner reference out of a ReplicaSet that its
+//! The garbage collector, the namespace controller and the node
+//! controllers change objects they do not own: they take an owner reference out of a ReplicaSet that its
 //! controller may be updating at the same moment, or a finalizer off a
 //! Deployment whose status is being written. Each such write carries the
 //! resourceVersion it read, so it can never overwrite a change it did not
@@ -11,6 +11,7 @@
 
 use api::ApiError;
 use client::dynamic::DynamicApi;
+use client::{Api, Object};
 use serde_json::Value;
 
 /// How often an edit is retried against a fresh copy before the 409 is
@@ -46,6 +47,36 @@ pub async fn update_live(
             return Ok(Some(obj));
         }
         match api.update(&obj, false).await {
+            Ok(written) => return Ok(Some(written)),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) if e.is_conflict() => last_conflict = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_conflict.unwrap_or_else(|| ApiError::internal("update retries exhausted")))
+}
+
+/// [`update_live`] for the status of a typed object: reads `name`, lets
+/// `edit` change its status, and writes it through the `/status`
+/// subresource, retrying on conflict. The taint-eviction controller marks
+/// a pod `DisruptionTarget` this way while the pod's own node may be
+/// writing the same status.
+pub async fn update_status_live<K: Object>(
+    api: &Api<K>,
+    name: &str,
+    uid: Option<&str>,
+    edit: impl Fn(&mut K) -> bool,
+) -> Result<Option<K>, ApiError> {
+    let mut last_conflict = None;
+    for _ in 0..CONFLICT_RETRIES {
+        let Some(mut obj) = api.get_opt(name).await? else { return Ok(None) };
+        if uid.is_some_and(|uid| obj.metadata().uid.as_deref() != Some(uid)) {
+            return Ok(None);
+        }
+        if !edit(&mut obj) {
+            return Ok(Some(obj));
+        }
+        match api.replace_status(&obj).await {
             Ok(written) => return Ok(Some(written)),
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) if e.is_conflict() => last_conflict = Some(e),
