@@ -50,8 +50,19 @@ use crate::Error;
 
 /// Upstream's default `--cluster-cidr` in most distributions (flannel's).
 pub const DEFAULT_CLUSTER_CIDR: &str = "10.244.0.0/16";
-/// Upstream's default `--node-cidr-mask-size` for IPv4 (for IPv6 it is 64).
+/// Upstream's default `--node-cidr-mask-size` for an IPv4 cluster CIDR...
 pub const DEFAULT_NODE_CIDR_MASK_SIZE: u8 = 24;
+/// ... and for an IPv6 one.
+pub const DEFAULT_NODE_CIDR_MASK_SIZE_IPV6: u8 = 64;
+
+/// The default node range size for `cluster`'s family.
+pub fn default_node_cidr_mask_size(cluster: &Cidr) -> u8 {
+    if cluster.bits() == 32 {
+        DEFAULT_NODE_CIDR_MASK_SIZE
+    } else {
+        DEFAULT_NODE_CIDR_MASK_SIZE_IPV6
+    }
+}
 /// The most blocks a cluster CIDR may be cut into, as upstream's 16 bits
 /// of difference between the two masks.
 const MAX_SUBNET_BITS: u8 = 16;

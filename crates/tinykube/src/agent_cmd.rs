@@ -43,6 +43,11 @@ pub struct AgentArgs {
     /// First restart back-off of a crashed container, in milliseconds.
     #[arg(long, default_value_t = 10_000, hide = true)]
     pub backoff_base_ms: u64,
+    /// How often the agent writes its Node's status and renews its Lease,
+    /// as the kubelet's flag (a Go duration: `10s`, `1m`). It must stay
+    /// well under the server's `--node-monitor-grace-period`.
+    #[arg(long, default_value = "10s", value_parser = api::go::parse_duration)]
+    pub node_status_update_frequency: Duration,
 }
 
 pub async fn run(args: AgentArgs) -> Result<()> {
@@ -59,6 +64,7 @@ pub async fn run(args: AgentArgs) -> Result<()> {
         config.node_ip = ip;
     }
     config.backoff_base = Duration::from_millis(args.backoff_base_ms);
+    config.status_update_period = args.node_status_update_frequency;
     config.runtime = args.runtime.map(Into::into);
     config.pod_cidr = args.pod_cidr.clone();
     config.ca_pem = ca_pem;

@@ -67,6 +67,65 @@ pub struct ServerArgs {
     /// (Kubernetes uses 10 s doubling to 5 min; tests shorten it).
     #[arg(long, default_value_t = 10_000, hide = true)]
     pub backoff_base_ms: u64,
+    /// How often the local agent writes its Node's status and renews its
+    /// Lease, as the kubelet's flag (a Go duration: `10s`, `1m`).
+    #[arg(long, default_value = "10s", value_parser = api::go::parse_duration)]
+    pub node_status_update_frequency: Duration,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// The control plane's settings for nodes, with kube-controller-manager's
+/// and kube-apiserver's flag names and upstream 1.32's defaults.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// The pod network, cut into one range per node (the node IPAM
+    /// controller's `--cluster-cidr`).
+    #[arg(long, default_value = controllers::nodeipam::DEFAULT_CLUSTER_CIDR)]
+    pub cluster_cidr: api::cidr::Cidr,
+    /// The prefix length of each node's range (default 24 for IPv4, 64
+    /// for IPv6).
+    #[arg(long)]
+    pub node_cidr_mask_size: Option<u8>,
+    /// How often the node lifecycle controller looks at every node.
+    #[arg(long, default_value = "5s", value_parser = api::go::parse_duration)]
+    pub node_monitor_period: Duration,
+    /// How long a node may send no heartbeat before it is `Unknown` and
+    /// tainted unreachable.
+    #[arg(long, default_value = "50s", value_parser = api::go::parse_duration)]
+    pub node_monitor_grace_period: Duration,
+    /// The `tolerationSeconds` every pod gets for `node.kubernetes.io/not-ready:NoExecute`.
+    #[arg(long, default_value_t = apiserver::defaulttolerationseconds::DEFAULT_TOLERATION_SECONDS)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// The `tolerationSeconds` every pod gets for `node.kubernetes.io/unreachable:NoExecute`.
+    #[arg(long, default_value_t = apiserver::defaulttolerationseconds::DEFAULT_TOLERATION_SECONDS)]
+    pub default_unreachable_toleration_seconds: i64,
+}
+
+impl ClusterArgs {
+    /// The controller-manager's settings, checked.
+    pub fn controllers(&self) -> Result<controllers::Config> {
+        let mask = self.node_cidr_mask_size.unwrap_or_else(|| controllers::nodeipam::default_node_cidr_mask_size(&self.cluster_cidr));
+        let config = controllers::Config {
+            cluster_cidr: self.cluster_cidr,
+            node_cidr_mask_size: mask,
+            node_monitor: controllers::nodelifecycle::Monitor {
+                period: self.node_monitor_period,
+                grace_period: self.node_monitor_grace_period,
+                ..Default::default()
+            },
+        };
+        config.validate().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
+
+    /// The DefaultTolerationSeconds admission plugin's settings.
+    pub fn toleration_seconds(&self) -> apiserver::defaulttolerationseconds::DefaultTolerationSeconds {
+        apiserver::defaulttolerationseconds::DefaultTolerationSeconds {
+            not_ready: self.default_not_ready_toleration_seconds,
+            unreachable: self.default_unreachable_toleration_seconds,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -97,6 +156,7 @@ pub fn hostname() -> String {
 
 pub async fn run(args: ServerArgs) -> Result<()> {
     let started = Instant::now();
+    let controller_config = args.cluster.controllers()?;
     let data_dir = args.data_dir.clone().unwrap_or_else(kubeconfig::default_data_dir);
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
 
@@ -124,6 +184,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     let apiserver = apiserver::ApiServer::new(Arc::new(store.clone()))
         .await?
         .with_kubelet_client(kubelet_client)
+        .with_default_toleration_seconds(args.cluster.toleration_seconds())
         .with_compaction_interval(Duration::from_secs(args.compaction_interval.max(1)));
     pki.publish(apiserver.registry(), &url).await?;
 
@@ -141,7 +202,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     };
     tasks.spawn(named("scheduler", scheduler::run(as_user("system:kube-scheduler", &[])?, cancel.clone())));
     let controller_manager = as_user("system:kube-controller-manager", &[])?;
-    tasks.spawn(named("controller-manager", controllers::run(controller_manager.clone(), cancel.clone())));
+    tasks.spawn(named("controller-manager", controllers::run(controller_manager.clone(), controller_config, cancel.clone())));
     let signer = Arc::new(api::pki::Ca::from_pem(pki.ca.cert_pem(), &std::fs::read_to_string(pki.dir.join("ca.key"))?)?);
     tasks.spawn(named("csr-signer", controllers::certificates::run(controller_manager, signer, cancel.clone())));
     if !args.no_agent {
@@ -149,6 +210,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         let config = agent::Config {
             node_name: node_name.clone(),
             backoff_base: Duration::from_millis(args.backoff_base_ms),
+            status_update_period: args.node_status_update_frequency,
             runtime: args.runtime.map(Into::into),
             pod_cidr: args.pod_cidr.clone(),
             ca_pem: ca.clone(),
