@@ -229,7 +229,7 @@ mod tests {
         }
         on_pod_change(&queue, &cache, applied(Some(pod("web")), bound.clone()));
         assert_eq!(queue.counts(), QueueCounts::default());
-        assert_eq!(cache.snapshot()[0].pod_count, 1);
+        assert_eq!(cache.snapshot()[0].pod_count(), 1);
 
         // An unschedulable pod waits; deleting the bound pod wakes it.
         on_pod_change(&queue, &cache, applied(None, pod("big")));
@@ -238,7 +238,7 @@ mod tests {
         assert_eq!(queue.counts().unschedulable, 1);
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         on_pod_change(&queue, &cache, Change::Deleted(Arc::new(bound)));
-        assert_eq!(cache.snapshot()[0].pod_count, 0);
+        assert_eq!(cache.snapshot()[0].pod_count(), 0);
         assert_eq!(queue.counts().active, 1);
 
         // A heartbeat does not wake unschedulable pods.

@@ -1,11 +1,12 @@
 //! One scheduling decision: filter, score, select (upstream
 //! `schedule_one.go`, `schedulePod`).
 //!
-//! 1. **Filter**: run every filter plugin against every node; a node that
-//!    any plugin rejects is out, and its status goes into the
-//!    [`Diagnosis`].
-//! 2. **Score**: if more than one node is left, every score plugin ranks
-//!    each; the weighted sum is the node's score.
+//! 1. **Filter**: run every filter plugin's PreFilter once, then every
+//!    filter plugin against every node; a node that any plugin rejects is
+//!    out, and its status goes into the [`Diagnosis`].
+//! 2. **Score**: if more than one node is left, every score plugin's
+//!    PreScore runs once, then the plugin ranks each node and normalizes
+//!    its ranks; the weighted sum is the node's score.
 //! 3. **Select**: the highest score wins. Upstream breaks ties at random
 //!    (reservoir sampling); tinykube breaks them round-robin over the tied
 //!    nodes in name order, which spreads equal nodes just as well and keeps
@@ -25,7 +26,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
-use crate::framework::{Code, Diagnosis, FitError, Framework, NodeInfo, PodInfo};
+use crate::framework::{CycleState, Diagnosis, FitError, Framework, NodeInfo, PodInfo};
 use crate::plugins::default_framework;
 
 /// Upstream's `ErrNoNodesAvailable` text, the event message when the
@@ -75,8 +76,8 @@ impl Algorithm {
         if nodes.is_empty() {
             return Err(ScheduleError::NoNodesAvailable);
         }
-        let feasible = self.find_nodes_that_fit(pod, nodes)?;
-        let feasible = match feasible {
+        let mut state = CycleState::default();
+        let feasible = match self.find_nodes_that_fit(&mut state, pod, nodes)? {
             Ok(feasible) => feasible,
             Err(diagnosis) => {
                 return Err(ScheduleError::Unschedulable(FitError { num_all_nodes: nodes.len(), diagnosis }));
@@ -86,23 +87,38 @@ impl Algorithm {
         if feasible.len() == 1 || !self.framework.has_score_plugins() {
             return Ok(feasible[0].name().to_string());
         }
-        let mut scored = Vec::with_capacity(feasible.len());
-        for node in feasible {
-            let score = self.framework.run_score_plugins(pod, node).map_err(|s| ScheduleError::Error(s.message()))?;
-            scored.push((node.name(), score));
-        }
+        self.framework.run_pre_score_plugins(&mut state, pod, &feasible, nodes).map_err(|s| ScheduleError::Error(s.message()))?;
+        let totals = self.framework.run_score_plugins(&state, pod, &feasible).map_err(|s| ScheduleError::Error(s.message()))?;
+        let scored: Vec<(&str, i64)> = feasible.iter().map(|n| n.name()).zip(totals).collect();
         Ok(self.select_host(&scored))
     }
 
     /// The nodes every filter accepts, or — if there are none — why each
-    /// node was rejected. A filter returning [`Code::Error`] aborts the cycle.
-    fn find_nodes_that_fit<'a>(&self, pod: &PodInfo, nodes: &'a [NodeInfo]) -> Result<Result<Vec<&'a NodeInfo>, Diagnosis>, ScheduleError> {
-        let mut feasible = Vec::new();
+    /// node was rejected. PreFilter runs first; one that rejects the pod
+    /// rejects every node with its status. A plugin returning
+    /// [`Code::Error`](crate::framework::Code::Error) aborts the cycle.
+    fn find_nodes_that_fit<'a>(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &'a [NodeInfo],
+    ) -> Result<Result<Vec<&'a NodeInfo>, Diagnosis>, ScheduleError> {
         let mut diagnosis = Diagnosis::default();
+        if let Err((plugin, status)) = self.framework.run_pre_filter_plugins(state, pod, nodes) {
+            if !status.is_rejected() {
+                return Err(ScheduleError::Error(format!("running PreFilter plugin {plugin:?}: {}", status.message())));
+            }
+            diagnosis.unschedulable_plugins.insert(plugin);
+            for node in nodes {
+                diagnosis.node_to_status.insert(node.name().to_string(), status.clone());
+            }
+            return Ok(Err(diagnosis));
+        }
+        let mut feasible = Vec::new();
         for node in nodes {
-            match self.framework.run_filter_plugins(pod, node) {
+            match self.framework.run_filter_plugins(state, pod, node) {
                 Ok(()) => feasible.push(node),
-                Err((_, status)) if status.code == Code::Error => return Err(ScheduleError::Error(status.message())),
+                Err((_, status)) if !status.is_rejected() => return Err(ScheduleError::Error(status.message())),
                 Err((plugin, status)) => {
                     diagnosis.unschedulable_plugins.insert(plugin);
                     diagnosis.node_to_status.insert(node.name().to_string(), status);
