@@ -136,6 +136,12 @@ impl Scheduler {
             }
             Err(err) => {
                 tracing::debug!(pod = %key, attempts = info.attempts, reason = %err, "unschedulable");
+                // The rejecting plugins decide which events wake the pod.
+                let mut info = info;
+                info.unschedulable_plugins = match &err {
+                    ScheduleError::Unschedulable(fit) => fit.diagnosis.unschedulable_plugins.clone(),
+                    ScheduleError::NoNodesAvailable | ScheduleError::Error(_) => Default::default(),
+                };
                 let how = match err {
                     ScheduleError::NoNodesAvailable | ScheduleError::Unschedulable(_) => Requeue::Unschedulable,
                     ScheduleError::Error(_) => Requeue::Error,
