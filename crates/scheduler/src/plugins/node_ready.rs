@@ -17,7 +17,7 @@
 use k8s_openapi::api::core::v1::{Node, Taint, Toleration};
 
 use super::taint_toleration::tolerations_tolerate_taint;
-use crate::framework::{Code, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
+use crate::framework::{Code, CycleState, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
 
 pub const NAME: &str = "NodeReady";
 /// The reason the pre-framework scheduler's `CheckNodeCondition` gave.
@@ -58,7 +58,7 @@ impl Plugin for NodeReady {
 }
 
 impl FilterPlugin for NodeReady {
-    fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
+    fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         let tolerations = pod.tolerations();
         if fits(tolerations, &node.node) {
             Status::success()
