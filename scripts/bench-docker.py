@@ -27,6 +27,7 @@ import json
 import os
 import socket
 import statistics
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -141,11 +142,17 @@ class Server:
         req = urllib.request.Request(self.url + path, method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
+        with urllib.request.urlopen(req, timeout=60, context=self.tls()) as r:
             return json.loads(r.read())
 
     def get(self, path):
         return self.request("GET", path)
+
+    def tls(self):
+        """TLS as the admin, with the CA and certificate the server made."""
+        ctx = ssl.create_default_context(cafile=os.path.join(self.dir, "tls", "ca.crt"))
+        ctx.load_cert_chain(os.path.join(self.dir, "tls", "admin.crt"), os.path.join(self.dir, "tls", "admin.key"))
+        return ctx
 
     def rss_kib(self):
         for line in open(f"/proc/{self.proc.pid}/status"):
@@ -162,7 +169,7 @@ class Server:
         start = [0.0]
 
         def watch():
-            conn = http.client.HTTPConnection(self.url.split("//")[1], timeout=300)
+            conn = http.client.HTTPSConnection(self.url.split("//")[1], timeout=300, context=self.tls())
             conn.request("GET", f"/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}&labelSelector=app%3D{name}")
             resp = conn.getresponse()
             for line in resp:

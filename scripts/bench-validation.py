@@ -33,6 +33,7 @@ import http.client
 import json
 import os
 import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -72,7 +73,10 @@ class Server:
         if address is None:
             sys.exit(f"the {label} server did not start; see {self.log.name}")
         host, port = address.rsplit(":", 1)
-        self.conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        # TLS as the admin, with the CA and certificate the server made.
+        tls = ssl.create_default_context(cafile=os.path.join(self.dir, "tls", "ca.crt"))
+        tls.load_cert_chain(os.path.join(self.dir, "tls", "admin.crt"), os.path.join(self.dir, "tls", "admin.key"))
+        self.conn = http.client.HTTPSConnection(host, int(port), timeout=30, context=tls)
         while time.time() < deadline:
             try:
                 self.request("GET", "/api/v1/namespaces/default")

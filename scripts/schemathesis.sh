@@ -16,7 +16,8 @@
 # separated, e.g. `not_a_server_error,response_schema_conformance`).
 #
 # The server runs without an agent, so that no generated pod is ever run
-# as a process on this host.
+# as a process on this host. Requests go over TLS as the admin, with the
+# CA and the certificate the server made in its data dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,10 +47,12 @@ target/debug/tinykube server --listen 127.0.0.1:0 --no-agent --data-dir "$dir/da
 server=$!
 
 # The server writes its kubeconfig, with the port it got, once it listens.
+tls="$dir/data/tls"
+curl_tls=(--cacert "$tls/ca.crt" --cert "$tls/admin.crt" --key "$tls/admin.key")
 url=
 for _ in $(seq 100); do
-  url=$(sed -nE 's/^ *server: (http:\/\/127\.0\.0\.1:[1-9][0-9]*)\/?$/\1/p' "$dir/data/kubeconfig.yaml" 2>/dev/null || true)
-  [[ -n "$url" ]] && curl -sf "$url/api/v1/namespaces/default" >/dev/null && break
+  url=$(sed -nE 's/^ *server: (https:\/\/127\.0\.0\.1:[1-9][0-9]*)\/?$/\1/p' "$dir/data/kubeconfig.yaml" 2>/dev/null || true)
+  [[ -n "$url" ]] && curl -sf "${curl_tls[@]}" "$url/api/v1/namespaces/default" >/dev/null && break
   url=
   sleep 0.2
 done
@@ -58,7 +61,7 @@ if [[ -z "$url" ]]; then
   cat "$dir/server.log" >&2
   exit 1
 fi
-curl -sf "$url/openapi/v3/api/v1" >"$dir/api-v1.json"
+curl -sf "${curl_tls[@]}" "$url/openapi/v3/api/v1" >"$dir/api-v1.json"
 
 # One object of each kind, named `sample`, for the operations on one
 # object by name to find; schemathesis would otherwise only meet 404s there.
@@ -69,7 +72,7 @@ for kind in configmaps secrets services pods; do
     services) body='{"apiVersion":"v1","kind":"Service","metadata":{"name":"sample"},"spec":{"selector":{"app":"sample"},"ports":[{"port":80}]}}' ;;
     pods) body='{"apiVersion":"v1","kind":"Pod","metadata":{"name":"sample"},"spec":{"containers":[{"name":"main","image":"busybox:1"}]}}' ;;
   esac
-  curl -sf -X POST -H 'Content-Type: application/json' -d "$body" "$url/api/v1/namespaces/default/$kind" >/dev/null
+  curl -sf "${curl_tls[@]}" -X POST -H 'Content-Type: application/json' -d "$body" "$url/api/v1/namespaces/default/$kind" >/dev/null
 done
 
 # Parameters schemathesis must not invent: the namespace and the name are
@@ -88,6 +91,9 @@ status=0
 # From the temporary directory: schemathesis keeps a cache in the current one.
 (cd "$dir" && schemathesis --config-file "$dir/schemathesis.toml" run "$dir/api-v1.json" \
   --url "$url" \
+  --tls-verify "$tls/ca.crt" \
+  --request-cert "$tls/admin.crt" \
+  --request-cert-key "$tls/admin.key" \
   --include-path-regex '^/api/v1/namespaces/\{namespace\}/(configmaps|pods|services|secrets)(/\{name\})?$' \
   --checks "$checks" \
   --max-examples "$max_examples" \

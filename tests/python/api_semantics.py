@@ -9,6 +9,7 @@ Usage: api_semantics.py KUBECONFIG NAMESPACE
 Exits non-zero with `FAIL [step]: ...` on the first failure, prints OK last.
 """
 import json
+import ssl
 import sys
 import time
 import urllib.error
@@ -20,7 +21,12 @@ from kubernetes.client.rest import ApiException
 kubeconfig, ns = sys.argv[1], sys.argv[2]
 config.load_kube_config(config_file=kubeconfig)
 api = client.CoreV1Api()
-server = client.Configuration.get_default_copy().host
+settings = client.Configuration.get_default_copy()
+server = settings.host
+# Plain HTTP requests go over the same TLS as the client: the cluster CA
+# and the admin's certificate from the kubeconfig.
+tls = ssl.create_default_context(cafile=settings.ssl_ca_cert)
+tls.load_cert_chain(settings.cert_file, settings.key_file)
 
 
 def fail(step, message):
@@ -38,7 +44,7 @@ def http(method, path, body=None, headers=None):
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     req = urllib.request.Request(server + path, data=data, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=30, context=tls) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
@@ -49,7 +55,7 @@ def watch_lines(path, deadline_s):
     req = urllib.request.Request(server + path)
     out = []
     start = time.time()
-    with urllib.request.urlopen(req, timeout=deadline_s) as resp:
+    with urllib.request.urlopen(req, timeout=deadline_s, context=tls) as resp:
         for line in resp:
             out.append(json.loads(line))
             if time.time() - start > deadline_s:

@@ -177,3 +177,40 @@ fn a_wrong_token_or_ca_hash_stops_the_agent_with_a_clear_message() -> Result<()>
     assert_eq!(nodes["items"].as_array().map(Vec::len), Some(0), "{nodes}");
     Ok(())
 }
+
+#[test]
+fn joined_agents_ride_out_a_server_restart_and_their_pods_keep_running() -> Result<()> {
+    let mut cluster = Cluster::start_with(&["--no-agent"])?;
+    let _agents = [cluster.join("ride-1", &[])?, cluster.join("ride-2", &[])?];
+    let marker = tinykube_tests::token("ride");
+    cluster.apply(&tinykube_tests::ticker_deployment("ride", 4, &marker, "hi"))?;
+    cluster.wait_for("4 pods Running on the joined nodes", Duration::from_secs(30), || {
+        (tinykube_tests::pids_with(&marker).len() == 4).then_some(())
+    })?;
+    let mut before = tinykube_tests::pids_with(&marker);
+    before.sort_unstable();
+
+    cluster.kill9()?;
+    // Down long enough for the agents' watches and heartbeats to fail.
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.restart()?;
+    for name in ["ride-1", "ride-2"] {
+        cluster.wait_for(&format!("{name} Ready again"), Duration::from_secs(30), || cluster.node_ready(name).then_some(()))?;
+    }
+    // The agents are talking to the new server: a new pod starts on them.
+    cluster.ok(&["scale", "deployment/ride", "--replicas", "5"])?;
+    cluster
+        .wait_for("the fifth pod's process", Duration::from_secs(30), || (tinykube_tests::pids_with(&marker).len() == 5).then_some(()))?;
+    let mut after = tinykube_tests::pids_with(&marker);
+    after.retain(|pid| before.contains(pid));
+    after.sort_unstable();
+    assert_eq!(after, before, "the four pods' processes ran on through the restart");
+    let pods = cluster.get_json(&["pods", "-l", "app=ride"])?;
+    for pod in pods["items"].as_array().context("pods")? {
+        assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0, "{pod}");
+    }
+    cluster.ok(&["delete", "deployment", "ride"])?;
+    cluster
+        .wait_for("the pods' processes to end", Duration::from_secs(30), || tinykube_tests::pids_with(&marker).is_empty().then_some(()))?;
+    Ok(())
+}

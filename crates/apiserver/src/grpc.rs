@@ -60,8 +60,6 @@ fn reply(obj: Value) -> Result<Response<proto::Object>, Status> {
     Ok(Response::new(proto::Object { json: serde_json::to_vec(&obj).map_err(|e| ApiError::internal(e).to_grpc())? }))
 }
 
-/// Authorizes a call as the request's user ([`crate::authn::current`]).
-
 fn grpc(e: ApiError) -> Status {
     e.to_grpc()
 }

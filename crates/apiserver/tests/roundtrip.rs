@@ -88,6 +88,17 @@ fn template(p: &Parts, restart_policy: &str) -> Value {
 }
 
 /// A valid object of kind `info` named `name`, built from `p`.
+/// One certificate request (base64 PEM, as the JSON form has it), made
+/// once: making a key per case would only slow the test.
+fn csr_base64() -> &'static str {
+    static CSR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSR.get_or_init(|| {
+        use base64::Engine;
+        let (pem, _key) = api::pki::make_csr("system:node:roundtrip", &["system:nodes"]).expect("a CSR");
+        base64::engine::general_purpose::STANDARD.encode(pem)
+    })
+}
+
 fn object(info: &ResourceInfo, name: &str, p: &Parts) -> Value {
     let mut metadata = json!({"name": name, "labels": p.labels, "annotations": p.annotations});
     if info.namespaced {
@@ -126,6 +137,12 @@ fn object(info: &ResourceInfo, name: &str, p: &Parts) -> Value {
         }}),
         "jobs" => json!({"spec": {"backoffLimit": n % 7, "template": template(p, "Never")}}),
         "leases" => json!({"spec": {"holderIdentity": p.text, "leaseDurationSeconds": n + 1}}),
+        "certificatesigningrequests" => json!({"spec": {
+            "request": csr_base64(),
+            "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+            "usages": ["digital signature", "client auth"],
+            "expirationSeconds": 600 + n,
+        }}),
         other => panic!("the round trip has no objects of {other}; add them here"),
     };
     let mut obj = json!({"apiVersion": info.api_version(), "kind": info.kind, "metadata": metadata});

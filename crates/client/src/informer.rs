@@ -87,6 +87,15 @@ impl<K: Object> Cache<K> {
     }
 }
 
+/// A cache filled by hand rather than by a reflector: for tests, and for
+/// code that already holds the objects.
+impl<K: Object> FromIterator<K> for Cache<K> {
+    fn from_iter<I: IntoIterator<Item = K>>(objects: I) -> Self {
+        let objects = objects.into_iter().map(|o| (key_of(&o), Arc::new(o))).collect();
+        Cache { objects: Arc::new(RwLock::new(objects)) }
+    }
+}
+
 /// What the handler is told.
 #[derive(Debug, Clone)]
 pub enum Change<K> {

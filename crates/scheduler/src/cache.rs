@@ -1,6 +1,5 @@
-//! The scheduler cache: nodes, and what the pods on each node request —
-//! including pods the scheduler has *assumed* onto a node but not yet
-//! seen bound.
+//! The scheduler cache: nodes and the pods on each node — including pods
+//! the scheduler has *assumed* onto a node but not yet seen bound.
 //!
 //! Binding is a round trip to the api-server, and the binding shows up in
 //! the pod informer later still. If the scheduler waited for that before
@@ -8,7 +7,9 @@
 //! free space and land on the same node. Upstream's answer, kept here:
 //! right after choosing a node, the scheduler *assumes* the pod there
 //! ([`SchedulerCache::assume_pod`]), and the next cycle already sees the
-//! node's reduced room. If the binding fails the assumption is dropped
+//! node's reduced room, and the pod among the node's pods that topology
+//! spreading counts: six replicas created at once spread over three nodes
+//! two by two, not by the state before the first binding landed. If the binding fails the assumption is dropped
 //! ([`SchedulerCache::forget_pod`]); when the informer delivers the pod
 //! bound, [`SchedulerCache::add_pod`] *confirms* it.
 //!
@@ -30,58 +31,36 @@ use crate::Error;
 #[derive(Debug, Clone)]
 struct PodState {
     node: String,
-    requests: Resource,
-    non_zero_requests: Resource,
     /// Placed by this scheduler and not yet seen bound by the informer.
     assumed: bool,
 }
 
-/// The sum over the pods on one node.
-#[derive(Debug, Clone, Copy, Default)]
-struct Usage {
-    requested: Resource,
-    non_zero_requested: Resource,
-    pods: i64,
-}
-
 #[derive(Debug, Default)]
 struct State {
-    /// Nodes by name, each with its allocatable parsed once.
+    /// Nodes by name, each with its allocatable parsed once and no pods.
     nodes: BTreeMap<String, NodeInfo>,
     /// Pods bound to, or assumed on, a node — by `namespace/name`.
     pods: HashMap<String, PodState>,
-    /// Per node name; kept for pods whose node the cache has not seen yet.
-    usage: HashMap<String, Usage>,
+    /// The pods on each node, by node name and then `namespace/name`; kept
+    /// for pods whose node the cache has not seen yet.
+    pods_by_node: HashMap<String, BTreeMap<String, PodInfo>>,
 }
 
 impl State {
-    fn count(&mut self, p: &PodState) {
-        let u = self.usage.entry(p.node.clone()).or_default();
-        u.requested.milli_cpu += p.requests.milli_cpu;
-        u.requested.memory += p.requests.memory;
-        u.non_zero_requested.milli_cpu += p.non_zero_requests.milli_cpu;
-        u.non_zero_requested.memory += p.non_zero_requests.memory;
-        u.pods += 1;
-    }
-
-    fn uncount(&mut self, p: &PodState) {
-        if let Some(u) = self.usage.get_mut(&p.node) {
-            u.requested.milli_cpu -= p.requests.milli_cpu;
-            u.requested.memory -= p.requests.memory;
-            u.non_zero_requested.milli_cpu -= p.non_zero_requests.milli_cpu;
-            u.non_zero_requested.memory -= p.non_zero_requests.memory;
-            u.pods -= 1;
-            if u.pods == 0 {
-                self.usage.remove(&p.node);
+    fn remove(&mut self, key: &str) -> Option<PodState> {
+        let p = self.pods.remove(key)?;
+        if let Some(on_node) = self.pods_by_node.get_mut(&p.node) {
+            on_node.remove(key);
+            if on_node.is_empty() {
+                self.pods_by_node.remove(&p.node);
             }
         }
+        Some(p)
     }
 
-    fn insert(&mut self, key: String, p: PodState) {
-        if let Some(old) = self.pods.remove(&key) {
-            self.uncount(&old);
-        }
-        self.count(&p);
+    fn insert(&mut self, key: String, info: PodInfo, p: PodState) {
+        self.remove(&key);
+        self.pods_by_node.entry(p.node.clone()).or_default().insert(key.clone(), info);
         self.pods.insert(key, p);
     }
 }
@@ -111,7 +90,8 @@ impl SchedulerCache {
         self.lock().nodes.remove(name);
     }
 
-    /// Counts a bound pod on its node, or confirms an assumed one. Pods
+    /// Counts a bound pod on its node, or confirms an assumed one; an
+    /// update replaces the pod's earlier version (its labels, say). Pods
     /// without a node name are ignored. A pod whose requests do not parse
     /// counts as requesting nothing (the api-server validates quantities,
     /// so this is only reachable with a foreign writer) and is logged.
@@ -120,42 +100,29 @@ impl SchedulerCache {
             return;
         };
         let key = pod_key(pod);
-        let (requests, non_zero_requests) = match PodInfo::new(Arc::new(pod.clone())) {
-            Ok(info) => (info.requests, info.non_zero_requests),
-            Err(e) => {
-                tracing::warn!(pod = %key, error = %e, "counting pod with malformed requests as requesting nothing");
-                (Resource::default(), Resource::default())
-            }
-        };
-        self.lock().insert(key, PodState { node, requests, non_zero_requests, assumed: false });
+        let pod = Arc::new(pod.clone());
+        let info = PodInfo::new(pod.clone()).unwrap_or_else(|e| {
+            tracing::warn!(pod = %key, error = %e, "counting pod with malformed requests as requesting nothing");
+            PodInfo { pod, requests: Resource::default(), non_zero_requests: Resource::default() }
+        });
+        self.lock().insert(key, info, PodState { node, assumed: false });
     }
 
     /// Stops counting a pod (deleted, or finished); true if it was counted.
     pub fn remove_pod(&self, key: &str) -> bool {
-        let mut s = self.lock();
-        match s.pods.remove(key) {
-            Some(p) => {
-                s.uncount(&p);
-                true
-            }
-            None => false,
-        }
+        self.lock().remove(key).is_some()
     }
 
-    /// Counts `pod` on `node` before its binding is seen.
+    /// Counts `pod` on `node` before its binding is seen: its requests
+    /// against the node's room, and its labels for every plugin that counts
+    /// pods (PodTopologySpread), so the next cycle sees it at once.
     pub fn assume_pod(&self, pod: &PodInfo, node: &str) -> Result<(), Error> {
         let key = pod.key();
         let mut s = self.lock();
         if s.pods.contains_key(&key) {
             return Err(Error::PodAlreadyInCache(key));
         }
-        let state = PodState {
-            node: node.to_string(),
-            requests: pod.requests,
-            non_zero_requests: pod.non_zero_requests,
-            assumed: true,
-        };
-        s.insert(key, state);
+        s.insert(key, pod.clone(), PodState { node: node.to_string(), assumed: true });
         Ok(())
     }
 
@@ -164,9 +131,7 @@ impl SchedulerCache {
     pub fn forget_pod(&self, key: &str) {
         let mut s = self.lock();
         if s.pods.get(key).is_some_and(|p| p.assumed) {
-            if let Some(p) = s.pods.remove(key) {
-                s.uncount(&p);
-            }
+            s.remove(key);
         }
     }
 
@@ -180,18 +145,19 @@ impl SchedulerCache {
         self.lock().pods.contains_key(key)
     }
 
-    /// The nodes, in name order, each with what is requested on it now:
-    /// the input of one scheduling cycle (upstream `UpdateSnapshot`).
+    /// The nodes, in name order, each with the pods on it now and what
+    /// they request: the input of one scheduling cycle (upstream
+    /// `UpdateSnapshot`, which copies only what changed since the last
+    /// cycle; tinykube copies everything, which costs one clone of a
+    /// reference per pod).
     pub fn snapshot(&self) -> Vec<NodeInfo> {
         let s = self.lock();
         s.nodes
             .values()
             .map(|n| {
                 let mut info = n.clone();
-                if let Some(u) = s.usage.get(info.name()) {
-                    info.requested = u.requested;
-                    info.non_zero_requested = u.non_zero_requested;
-                    info.pod_count = u.pods;
+                for pod in s.pods_by_node.get(info.name()).into_iter().flat_map(BTreeMap::values) {
+                    info.add_pod(pod.clone());
                 }
                 info
             })
@@ -219,7 +185,7 @@ mod tests {
     fn cpu_on(cache: &SchedulerCache, node: &str) -> (i64, i64) {
         let snap = cache.snapshot();
         let info = snap.iter().find(|n| n.name() == node).expect("node in snapshot");
-        (info.requested.milli_cpu, info.pod_count)
+        (info.requested.milli_cpu, info.pod_count())
     }
 
     #[test]

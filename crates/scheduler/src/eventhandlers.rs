@@ -6,7 +6,9 @@
 //! *assigned* pods go to the cache, where they count against their node.
 //! Nodes go to the cache. Any change that can free room or add a place —
 //! a node added or changed in a way filters care about, an assigned pod
-//! deleted or finished — moves the unschedulable pods back to be tried.
+//! deleted or finished — moves the unschedulable pods back to be tried; an
+//! assigned pod added or relabelled moves those topology spreading
+//! rejected (see [`crate::queue`]).
 //!
 //! These run on the informers' tasks and must not block: they only touch
 //! the in-memory cache and queue.
@@ -76,10 +78,28 @@ pub fn on_node_change(queue: &SchedulingQueue, cache: &SchedulerCache, change: C
     }
 }
 
+/// What a change of a pod now on a node means to pods waiting on topology
+/// spreading: it arrived (its binding seen, or created bound), or it
+/// changed what spreading counts — its labels, or whether it is
+/// terminating. Other updates (status, say) mean nothing to them.
+pub fn assigned_pod_event(old: Option<&Pod>, new: &Pod) -> Option<ClusterEvent> {
+    match old {
+        None => Some(ClusterEvent::AssignedPodAdd),
+        Some(old) if !is_assigned(old) => Some(ClusterEvent::AssignedPodAdd),
+        Some(old)
+            if old.metadata.labels != new.metadata.labels
+                || old.metadata.deletion_timestamp.is_some() != new.metadata.deletion_timestamp.is_some() =>
+        {
+            Some(ClusterEvent::AssignedPodUpdate)
+        }
+        Some(_) => None,
+    }
+}
+
 /// Applies a pod change.
 pub fn on_pod_change(queue: &SchedulingQueue, cache: &SchedulerCache, change: Change<Pod>) {
     match change {
-        Change::Applied { new, .. } => {
+        Change::Applied { old, new } => {
             let key = pod_key(&new);
             if is_assigned(&new) {
                 // Bound (by us or anyone): not pending any more. It counts on
@@ -91,6 +111,9 @@ pub fn on_pod_change(queue: &SchedulingQueue, cache: &SchedulerCache, change: Ch
                     }
                 } else {
                     cache.add_pod(&new);
+                    if let Some(event) = assigned_pod_event(old.as_deref(), &new) {
+                        queue.move_all_to_active_or_backoff(event);
+                    }
                 }
             } else if new.metadata.deletion_timestamp.is_some() || is_terminal(&new) || !responsible_for_pod(&new) {
                 queue.delete(&key);
@@ -204,6 +227,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn which_assigned_pod_changes_matter_to_spreading() {
+        let on_node = |p: Pod| {
+            let mut p = p;
+            if let Some(spec) = p.spec.as_mut() {
+                spec.node_name = Some("n1".into());
+            }
+            p
+        };
+        let bound = on_node(pod("web"));
+        let relabelled = {
+            let mut p = bound.clone();
+            p.metadata.labels = Some(labels(&[("app", "web")]));
+            p
+        };
+        let terminating = {
+            let mut p = bound.clone();
+            p.metadata.deletion_timestamp = Some(api::time::now());
+            p
+        };
+        let running = {
+            let mut p = bound.clone();
+            p.status = Some(k8s_openapi::api::core::v1::PodStatus { phase: Some("Running".into()), ..Default::default() });
+            p
+        };
+        let cases = [
+            ("created bound", None, &bound, Some(ClusterEvent::AssignedPodAdd)),
+            ("binding seen", Some(pod("web")), &bound, Some(ClusterEvent::AssignedPodAdd)),
+            ("labels changed", Some(bound.clone()), &relabelled, Some(ClusterEvent::AssignedPodUpdate)),
+            ("began terminating", Some(bound.clone()), &terminating, Some(ClusterEvent::AssignedPodUpdate)),
+            ("status only", Some(bound.clone()), &running, None),
+        ];
+        for (name, old, new, want) in cases {
+            assert_eq!(assigned_pod_event(old.as_ref(), new), want, "{name}");
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn pods_flow_between_queue_and_cache() {
         let queue = SchedulingQueue::new();
@@ -229,7 +289,7 @@ mod tests {
         }
         on_pod_change(&queue, &cache, applied(Some(pod("web")), bound.clone()));
         assert_eq!(queue.counts(), QueueCounts::default());
-        assert_eq!(cache.snapshot()[0].pod_count, 1);
+        assert_eq!(cache.snapshot()[0].pod_count(), 1);
 
         // An unschedulable pod waits; deleting the bound pod wakes it.
         on_pod_change(&queue, &cache, applied(None, pod("big")));
@@ -238,7 +298,7 @@ mod tests {
         assert_eq!(queue.counts().unschedulable, 1);
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         on_pod_change(&queue, &cache, Change::Deleted(Arc::new(bound)));
-        assert_eq!(cache.snapshot()[0].pod_count, 0);
+        assert_eq!(cache.snapshot()[0].pod_count(), 0);
         assert_eq!(queue.counts().active, 1);
 
         // A heartbeat does not wake unschedulable pods.

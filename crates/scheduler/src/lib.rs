@@ -18,14 +18,14 @@
 //! 2. A **framework** ([`framework`]) of plugins ([`plugins`]) decides.
 //!    *Filter* plugins rule out nodes that cannot run the pod — cordoned,
 //!    wrong name, untolerated taint, not ready, wrong labels, not enough
-//!    room; *Score* plugins rank the rest, and the best node wins
-//!    ([`schedule_one`]).
-//! 3. A **cache** ([`cache`]) knows, per node, what the pods on it
-//!    request. Scheduling is by *requests*, not by measured usage: a node
+//!    room, too uneven a spread; *Score* plugins rank the rest, and the
+//!    best node wins ([`schedule_one`]).
+//! 3. A **cache** ([`cache`]) knows, per node, the pods on it and what
+//!    they request. Scheduling is by *requests*, not by measured usage: a node
 //!    with 4 cpu holds pods requesting 4 cpu in total, however idle they
 //!    are. The chosen node is charged at once (*assumed*), before the
 //!    Binding is even sent, so a burst of pods cannot all squeeze into the
-//!    same free space.
+//!    same free space, and topology spreading counts the pod at once.
 //! 4. The **Binding** is sent asynchronously; an event says what happened:
 //!    `Scheduled` ("Successfully assigned default/web-1 to node-1") or
 //!    `FailedScheduling` with the diagnosis users know:
@@ -34,12 +34,12 @@
 //!
 //! Where tinykube simplifies: one profile (`default-scheduler`) with the
 //! plugins above and no configuration; no preemption (so no PostFilter,
-//! and nominated nodes are ignored); no inter-pod affinity, topology
-//! spread, ports, volumes or extended resources; a single least-allocated
-//! score with round-robin ties instead of random ones; every node is
-//! evaluated (no `percentageOfNodesToScore`); all unschedulable pods are
-//! retried on any relevant cluster event instead of per-plugin queueing
-//! hints. Node readiness is checked directly by a `NodeReady` filter
+//! and nominated nodes are ignored); no inter-pod affinity, ports, volumes
+//! or extended resources; two scores (topology spread and least
+//! allocated) with round-robin ties instead of random ones; every node is
+//! evaluated (no `percentageOfNodesToScore`); unschedulable pods are
+//! retried on the events their rejecting plugins care about, decided by
+//! the kind of event rather than by per-pod queueing hints. Node readiness is checked directly by a `NodeReady` filter
 //! rather than only through the taints the node lifecycle controller adds
 //! (see [`plugins::node_ready`]). The scheduler does not set the
 //! `PodScheduled=False` condition on pods it cannot place, because its
@@ -51,13 +51,14 @@
 //!   the binding tasks.
 //! - [`eventhandlers`]: how pod and node changes reach the queue and the cache.
 //! - [`queue`]: activeQ, backoffQ and the unschedulable pods.
-//! - [`cache`]: nodes and the requests of the pods on them, with assumed pods.
+//! - [`cache`]: nodes and the pods on them, with assumed pods.
 //! - [`schedule_one`]: one decision — filter, score, select — and the pure
 //!   [`schedule_one::schedule_one`] over in-memory nodes and pods.
-//! - [`framework`]: the `FilterPlugin` and `ScorePlugin` traits, `Status`,
+//! - [`framework`]: the `FilterPlugin` and `ScorePlugin` traits with their
+//!   PreFilter, PreScore and NormalizeScore steps, `CycleState`, `Status`,
 //!   `NodeInfo`, `PodInfo`, and `FitError` with its message.
 //! - [`plugins`]: NodeUnschedulable, NodeName, TaintToleration, NodeReady,
-//!   NodeAffinity and NodeResourcesFit, one module each.
+//!   NodeAffinity, NodeResourcesFit and PodTopologySpread, one module each.
 
 pub mod cache;
 pub mod eventhandlers;

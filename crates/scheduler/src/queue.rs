@@ -22,13 +22,21 @@
 //! `moveRequestCycle`). Updates and deletions of an in-flight pod are
 //! remembered the same way.
 //!
-//! Where tinykube simplifies: upstream asks each plugin which events can
-//! make its rejected pods schedulable (queueing hints) and moves only those
-//! pods; tinykube moves all unschedulable pods on any relevant event, and
-//! backoff keeps the retries spaced.
+//! Which events wake which pods: a pod remembers the plugins that rejected
+//! it, and an event moves it only if one of them cares. Most events — a
+//! node added or changed, a pod gone — can help any plugin. An assigned pod
+//! *added* or *relabelled* can only help PodTopologySpread (it may raise
+//! the emptiest domain's count), so it wakes only the pods that plugin
+//! rejected; otherwise every binding would retry every unschedulable pod.
+//!
+//! Where tinykube simplifies: upstream asks each plugin, per event and per
+//! pod, whether the change can make that pod schedulable (queueing hints:
+//! does the added pod match the rejected pod's selector?); tinykube decides
+//! by event kind and rejecting plugin alone, and backoff keeps the retries
+//! spaced.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -37,6 +45,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::framework::types::pod_key;
+use crate::plugins::pod_topology_spread;
 
 /// The first retry delay of a pod that failed (upstream `podInitialBackoffDuration`).
 pub const POD_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
@@ -56,8 +65,24 @@ pub enum ClusterEvent {
     /// A pod that held resources on a node went away (or an assumption was
     /// forgotten after a failed binding).
     AssignedPodDelete,
+    /// A pod appeared on a node: bound by anyone, this scheduler included.
+    AssignedPodAdd,
+    /// A pod on a node changed its labels or began terminating, which
+    /// changes what topology spreading counts.
+    AssignedPodUpdate,
     /// The 5-minute flush of pods left unschedulable.
     UnschedulableTimeout,
+}
+
+impl ClusterEvent {
+    /// Whether the event can make a pod fit that `plugins` rejected
+    /// (upstream's plugins declare this in `EventsToRegister`).
+    pub fn may_help(self, plugins: &BTreeSet<&'static str>) -> bool {
+        match self {
+            ClusterEvent::AssignedPodAdd | ClusterEvent::AssignedPodUpdate => plugins.contains(pod_topology_spread::NAME),
+            ClusterEvent::NodeAdd | ClusterEvent::NodeUpdate | ClusterEvent::AssignedPodDelete | ClusterEvent::UnschedulableTimeout => true,
+        }
+    }
 }
 
 /// A pod in the queue, with the bookkeeping its backoff needs.
@@ -68,6 +93,9 @@ pub struct QueuedPodInfo {
     pub attempts: u32,
     /// When the pod last entered the queue; its backoff runs from here.
     pub timestamp: Instant,
+    /// The plugins that rejected some node in the last attempt (upstream
+    /// `UnschedulablePlugins`); they decide which events wake the pod.
+    pub unschedulable_plugins: BTreeSet<&'static str>,
 }
 
 /// How a failed attempt is put back.
@@ -166,8 +194,13 @@ impl State {
         Some(entry.info)
     }
 
-    fn unschedulable_keys(&self) -> Vec<String> {
-        self.pods.iter().filter(|(_, e)| matches!(e.place, Place::Unschedulable)).map(|(k, _)| k.clone()).collect()
+    /// The unschedulable pods `event` may help.
+    fn unschedulable_keys(&self, event: ClusterEvent) -> Vec<String> {
+        self.pods
+            .iter()
+            .filter(|(_, e)| matches!(e.place, Place::Unschedulable) && event.may_help(&e.info.unschedulable_plugins))
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Moves every pod whose backoff is over from backoffQ to activeQ, and
@@ -298,7 +331,7 @@ impl SchedulingQueue {
                 }
             }
             None => {
-                let info = QueuedPodInfo { pod, attempts: 0, timestamp: now };
+                let info = QueuedPodInfo { pod, attempts: 0, timestamp: now, unschedulable_plugins: BTreeSet::new() };
                 s.push_active(key, info);
             }
         }
@@ -386,13 +419,14 @@ impl SchedulingQueue {
         self.notify.notify_one();
     }
 
-    /// A cluster event may have made unschedulable pods fit: move them all
-    /// to backoffQ or activeQ (upstream `MoveAllToActiveOrBackoffQueue`).
+    /// A cluster event may have made unschedulable pods fit: move those it
+    /// may help to backoffQ or activeQ (upstream
+    /// `MoveAllToActiveOrBackoffQueue`).
     pub fn move_all_to_active_or_backoff(&self, event: ClusterEvent) {
         let now = Instant::now();
         let mut s = self.lock();
         s.move_request_cycle = s.scheduling_cycle;
-        let keys = s.unschedulable_keys();
+        let keys = s.unschedulable_keys(event);
         if keys.is_empty() {
             return;
         }
@@ -499,6 +533,29 @@ mod tests {
         let (name, _, _) = pop_name(&q).await;
         assert_eq!(name, "web");
         assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    /// An assigned pod added or relabelled wakes only the pods that
+    /// topology spreading rejected; a deleted one wakes them all.
+    #[tokio::test(start_paused = true)]
+    async fn pod_events_wake_only_the_plugins_they_can_help() {
+        let q = SchedulingQueue::new();
+        q.add_or_update(pending("spread"));
+        q.add_or_update(pending("cpu"));
+        for _ in 0..2 {
+            let (name, mut info, cycle) = pop_name(&q).await;
+            let plugin = if name == "spread" { pod_topology_spread::NAME } else { "NodeResourcesFit" };
+            info.unschedulable_plugins = BTreeSet::from([plugin]);
+            q.requeue(info, cycle, Requeue::Unschedulable);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        q.move_all_to_active_or_backoff(ClusterEvent::AssignedPodAdd);
+        assert_eq!(q.counts(), QueueCounts { active: 1, unschedulable: 1, ..Default::default() });
+        assert_eq!(pop_name(&q).await.0, "spread");
+        q.move_all_to_active_or_backoff(ClusterEvent::AssignedPodUpdate);
+        assert_eq!(q.counts(), QueueCounts { unschedulable: 1, in_flight: 1, ..Default::default() });
+        q.move_all_to_active_or_backoff(ClusterEvent::AssignedPodDelete);
+        assert_eq!(pop_name(&q).await.0, "cpu");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,11 +1,12 @@
 //! One scheduling decision: filter, score, select (upstream
 //! `schedule_one.go`, `schedulePod`).
 //!
-//! 1. **Filter**: run every filter plugin against every node; a node that
-//!    any plugin rejects is out, and its status goes into the
-//!    [`Diagnosis`].
-//! 2. **Score**: if more than one node is left, every score plugin ranks
-//!    each; the weighted sum is the node's score.
+//! 1. **Filter**: run every filter plugin's PreFilter once, then every
+//!    filter plugin against every node; a node that any plugin rejects is
+//!    out, and its status goes into the [`Diagnosis`].
+//! 2. **Score**: if more than one node is left, every score plugin's
+//!    PreScore runs once, then the plugin ranks each node and normalizes
+//!    its ranks; the weighted sum is the node's score.
 //! 3. **Select**: the highest score wins. Upstream breaks ties at random
 //!    (reservoir sampling); tinykube breaks them round-robin over the tied
 //!    nodes in name order, which spreads equal nodes just as well and keeps
@@ -25,8 +26,9 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
-use crate::framework::{Code, Diagnosis, FitError, Framework, NodeInfo, PodInfo};
+use crate::framework::{CycleState, Diagnosis, FitError, Framework, NodeInfo, PodInfo};
 use crate::plugins::default_framework;
+use crate::plugins::pod_topology_spread::Workloads;
 
 /// Upstream's `ErrNoNodesAvailable` text, the event message when the
 /// cluster has no nodes at all.
@@ -75,8 +77,8 @@ impl Algorithm {
         if nodes.is_empty() {
             return Err(ScheduleError::NoNodesAvailable);
         }
-        let feasible = self.find_nodes_that_fit(pod, nodes)?;
-        let feasible = match feasible {
+        let mut state = CycleState::default();
+        let feasible = match self.find_nodes_that_fit(&mut state, pod, nodes)? {
             Ok(feasible) => feasible,
             Err(diagnosis) => {
                 return Err(ScheduleError::Unschedulable(FitError { num_all_nodes: nodes.len(), diagnosis }));
@@ -86,23 +88,38 @@ impl Algorithm {
         if feasible.len() == 1 || !self.framework.has_score_plugins() {
             return Ok(feasible[0].name().to_string());
         }
-        let mut scored = Vec::with_capacity(feasible.len());
-        for node in feasible {
-            let score = self.framework.run_score_plugins(pod, node).map_err(|s| ScheduleError::Error(s.message()))?;
-            scored.push((node.name(), score));
-        }
+        self.framework.run_pre_score_plugins(&mut state, pod, &feasible, nodes).map_err(|s| ScheduleError::Error(s.message()))?;
+        let totals = self.framework.run_score_plugins(&state, pod, &feasible).map_err(|s| ScheduleError::Error(s.message()))?;
+        let scored: Vec<(&str, i64)> = feasible.iter().map(|n| n.name()).zip(totals).collect();
         Ok(self.select_host(&scored))
     }
 
     /// The nodes every filter accepts, or — if there are none — why each
-    /// node was rejected. A filter returning [`Code::Error`] aborts the cycle.
-    fn find_nodes_that_fit<'a>(&self, pod: &PodInfo, nodes: &'a [NodeInfo]) -> Result<Result<Vec<&'a NodeInfo>, Diagnosis>, ScheduleError> {
-        let mut feasible = Vec::new();
+    /// node was rejected. PreFilter runs first; one that rejects the pod
+    /// rejects every node with its status. A plugin returning
+    /// [`Code::Error`](crate::framework::Code::Error) aborts the cycle.
+    fn find_nodes_that_fit<'a>(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &'a [NodeInfo],
+    ) -> Result<Result<Vec<&'a NodeInfo>, Diagnosis>, ScheduleError> {
         let mut diagnosis = Diagnosis::default();
+        if let Err((plugin, status)) = self.framework.run_pre_filter_plugins(state, pod, nodes) {
+            if !status.is_rejected() {
+                return Err(ScheduleError::Error(format!("running PreFilter plugin {plugin:?}: {}", status.message())));
+            }
+            diagnosis.unschedulable_plugins.insert(plugin);
+            for node in nodes {
+                diagnosis.node_to_status.insert(node.name().to_string(), status.clone());
+            }
+            return Ok(Err(diagnosis));
+        }
+        let mut feasible = Vec::new();
         for node in nodes {
-            match self.framework.run_filter_plugins(pod, node) {
+            match self.framework.run_filter_plugins(state, pod, node) {
                 Ok(()) => feasible.push(node),
-                Err((_, status)) if status.code == Code::Error => return Err(ScheduleError::Error(status.message())),
+                Err((_, status)) if !status.is_rejected() => return Err(ScheduleError::Error(status.message())),
                 Err((plugin, status)) => {
                     diagnosis.unschedulable_plugins.insert(plugin);
                     diagnosis.node_to_status.insert(node.name().to_string(), status);
@@ -138,15 +155,18 @@ pub fn node_infos(nodes: &[Node], pods: &[Pod]) -> Vec<NodeInfo> {
 }
 
 /// Schedules one pod against in-memory nodes and pods with the default
-/// plugins: the node it would be bound to, or why none fits.
+/// plugins: the node it would be bound to, or why none fits. No Services
+/// or workloads are known, so only a pod's own spread constraints apply.
 pub fn schedule_one(pod: &Pod, nodes: &[Node], pods: &[Pod]) -> Result<String, ScheduleError> {
     let info = PodInfo::new(Arc::new(pod.clone())).map_err(ScheduleError::Error)?;
-    Algorithm::new(default_framework()).schedule_pod(&info, &node_infos(nodes, pods))
+    Algorithm::new(default_framework(Workloads::default())).schedule_pod(&info, &node_infos(nodes, pods))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
     use crate::cache::SchedulerCache;
     use crate::plugins::testing::{labels, node, pod, pod_info, quantities, taint, toleration};
     use k8s_openapi::api::core::v1::ResourceRequirements;
@@ -299,7 +319,7 @@ mod tests {
     #[test]
     fn ties_go_round_robin() {
         let nodes = node_infos(&[node("a"), node("b"), node("c")], &[]);
-        let mut algorithm = Algorithm::new(default_framework());
+        let mut algorithm = Algorithm::new(default_framework(Workloads::default()));
         let picks: Vec<String> = (0..4).map(|_| algorithm.schedule_pod(&pod_info(pod("p")), &nodes).unwrap_or_default()).collect();
         assert_eq!(picks, ["a", "b", "c", "a"]);
     }
@@ -312,7 +332,7 @@ mod tests {
         let cache = SchedulerCache::new();
         cache.add_or_update_node(Arc::new(node("a")));
         cache.add_or_update_node(Arc::new(node("b")));
-        let mut algorithm = Algorithm::new(default_framework());
+        let mut algorithm = Algorithm::new(default_framework(Workloads::default()));
         let mut placed = Vec::new();
         for i in 0..5 {
             let info = pod_info(with_requests(pod(&format!("burst-{i}")), "2", "1Gi"));
@@ -329,6 +349,70 @@ mod tests {
         }
         placed.sort();
         assert_eq!(placed, ["a", "a", "b", "b"]);
+    }
+
+    /// A 6-replica workload created at once, scheduled one pod per cycle
+    /// with each assumed before the next cycle, as the scheduling loop
+    /// does. One node is sixteen times bigger, so least-allocated scoring
+    /// alone would put every pod there; a hostname spread constraint makes
+    /// it two per node — as a hard rule, and as a preference too, since
+    /// PodTopologySpread's score outweighs NodeResourcesFit's.
+    #[test]
+    fn a_burst_spreads_two_per_node() {
+        use crate::plugins::pod_topology_spread::testing::{spread, zoned};
+        use crate::plugins::pod_topology_spread::{DO_NOT_SCHEDULE, LABEL_HOSTNAME, SCHEDULE_ANYWAY};
+
+        let burst = |when: Option<&str>| -> BTreeMap<String, usize> {
+            let cache = SchedulerCache::new();
+            let mut big = zoned("big", "");
+            if let Some(status) = big.status.as_mut() {
+                status.allocatable = Some(quantities(&[("cpu", "64"), ("memory", "128Gi"), ("pods", "110")]));
+            }
+            for n in [big, zoned("small-1", ""), zoned("small-2", "")] {
+                cache.add_or_update_node(Arc::new(n));
+            }
+            let mut algorithm = Algorithm::new(default_framework(Workloads::default()));
+            let mut per_node = BTreeMap::new();
+            for i in 0..6 {
+                let mut p = with_requests(pod(&format!("web-{i}")), "500m", "512Mi");
+                p.metadata.labels = Some(labels(&[("app", "web")]));
+                if let (Some(spec), Some(when)) = (p.spec.as_mut(), when) {
+                    spec.topology_spread_constraints = Some(vec![spread(LABEL_HOSTNAME, 1, when, "web")]);
+                }
+                let info = pod_info(p);
+                let node = algorithm.schedule_pod(&info, &cache.snapshot()).expect("a node fits");
+                cache.assume_pod(&info, &node).expect("assume");
+                *per_node.entry(node).or_insert(0) += 1;
+            }
+            per_node
+        };
+        let counts = |kv: &[(&str, usize)]| kv.iter().map(|(n, c)| (n.to_string(), *c)).collect::<BTreeMap<_, _>>();
+        assert_eq!(burst(None), counts(&[("big", 6)]), "least allocated alone");
+        let even = counts(&[("big", 2), ("small-1", 2), ("small-2", 2)]);
+        assert_eq!(burst(Some(DO_NOT_SCHEDULE)), even, "DoNotSchedule");
+        assert_eq!(burst(Some(SCHEDULE_ANYWAY)), even, "ScheduleAnyway");
+    }
+
+    #[test]
+    fn spread_reasons_in_the_event_message() {
+        use crate::plugins::pod_topology_spread::testing::{app_pod, spread, zoned};
+        use crate::plugins::pod_topology_spread::{DO_NOT_SCHEDULE, LABEL_TOPOLOGY_ZONE};
+
+        let mut p = app_pod("web-3", "web", "");
+        if let Some(spec) = p.spec.as_mut() {
+            spec.topology_spread_constraints = Some(vec![spread(LABEL_TOPOLOGY_ZONE, 1, DO_NOT_SCHEDULE, "web")]);
+        }
+        let nodes = [zoned("a1", "a"), zoned("b1", "b"), zoned("bare", "")];
+        // Zone b's node is full, so a 1-cpu pod would put zone a two ahead.
+        let pods = [app_pod("web-1", "web", "a1"), with_requests(app_pod("hog", "hog", "b1"), "4", "0")];
+        let hungry = with_requests(p.clone(), "1", "0");
+        assert_eq!(
+            schedule_one(&hungry, &nodes, &pods).map_err(|e| e.to_string()),
+            Err("0/3 nodes are available: 1 Insufficient cpu, 1 node(s) didn't match pod topology spread constraints, \
+                 1 node(s) didn't match pod topology spread constraints (missing required label)."
+                .to_string())
+        );
+        assert_eq!(schedule_one(&p, &nodes, &pods), Ok("b1".to_string()), "a pod asking for nothing still fits in b");
     }
 
     #[test]

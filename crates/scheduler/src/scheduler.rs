@@ -13,7 +13,8 @@ use std::time::Duration;
 use client::events::{EventType, Recorder};
 use client::informer::Informer;
 use client::{Api, Client, ListParams};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +23,7 @@ use crate::eventhandlers::{is_assigned, node_handler, pod_handler};
 use crate::framework::types::pod_key;
 use crate::framework::PodInfo;
 use crate::plugins::default_framework;
+use crate::plugins::pod_topology_spread::Workloads;
 use crate::queue::{ClusterEvent, QueuedPodInfo, Requeue, SchedulingQueue};
 use crate::schedule_one::{Algorithm, ScheduleError};
 use crate::{Error, SCHEDULER_NAME};
@@ -44,12 +46,25 @@ pub async fn run(client: Client, cancel: CancellationToken) -> Result<(), Error>
     // All pods, bound ones included: they are what occupies the nodes.
     let pods =
         Informer::spawn(Api::<Pod>::all(client.clone()), ListParams::default(), cancel.clone(), pod_handler(queue.clone(), cache.clone()));
-    // Deciding before both caches are filled would place pods on nodes
+    // What system-default topology spreading reads to find a pod's
+    // siblings; only their caches matter, so changes wake nothing (as
+    // upstream's PodTopologySpread registers no events for them).
+    let services = Informer::spawn(Api::<Service>::all(client.clone()), ListParams::default(), cancel.clone(), |_| {});
+    let replica_sets = Informer::spawn(Api::<ReplicaSet>::all(client.clone()), ListParams::default(), cancel.clone(), |_| {});
+    let stateful_sets = Informer::spawn(Api::<StatefulSet>::all(client.clone()), ListParams::default(), cancel.clone(), |_| {});
+    // Deciding before the caches are filled would place pods on nodes
     // that only look empty.
     tokio::select! {
         _ = cancel.cancelled() => return Ok(()),
-        _ = async { nodes.wait_synced().await; pods.wait_synced().await } => {}
+        _ = async {
+            nodes.wait_synced().await;
+            pods.wait_synced().await;
+            services.wait_synced().await;
+            replica_sets.wait_synced().await;
+            stateful_sets.wait_synced().await;
+        } => {}
     }
+    let workloads = Workloads { services: services.cache, replica_sets: replica_sets.cache, stateful_sets: stateful_sets.cache };
     tracing::info!(scheduler = SCHEDULER_NAME, "caches synced; scheduling");
 
     let mut scheduler = Scheduler {
@@ -57,7 +72,7 @@ pub async fn run(client: Client, cancel: CancellationToken) -> Result<(), Error>
         recorder: Recorder::new(client, SCHEDULER_NAME, None),
         queue: queue.clone(),
         cache,
-        algorithm: Algorithm::new(default_framework()),
+        algorithm: Algorithm::new(default_framework(workloads)),
         tasks: JoinSet::new(),
     };
     loop {
@@ -121,6 +136,12 @@ impl Scheduler {
             }
             Err(err) => {
                 tracing::debug!(pod = %key, attempts = info.attempts, reason = %err, "unschedulable");
+                // The rejecting plugins decide which events wake the pod.
+                let mut info = info;
+                info.unschedulable_plugins = match &err {
+                    ScheduleError::Unschedulable(fit) => fit.diagnosis.unschedulable_plugins.clone(),
+                    ScheduleError::NoNodesAvailable | ScheduleError::Error(_) => Default::default(),
+                };
                 let how = match err {
                     ScheduleError::NoNodesAvailable | ScheduleError::Unschedulable(_) => Requeue::Unschedulable,
                     ScheduleError::Error(_) => Requeue::Error,

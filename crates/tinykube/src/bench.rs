@@ -56,7 +56,7 @@ pub struct SkeletonArgs {
     pub settle: u64,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
     if n == 0 {
@@ -68,7 +68,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn rss_kib(pid: u32) -> Result<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
@@ -183,7 +183,7 @@ async fn wait_node_ready(client: &Client) -> Result<Instant> {
 
 /// Creates a Deployment of `replicas` sleeping pods and times until a
 /// watch on pods has seen all of them Running.
-async fn time_deployment(client: &Client, replicas: i32) -> Result<Duration> {
+pub(crate) async fn time_deployment(client: &Client, replicas: i32) -> Result<Duration> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let manifest = serde_json::json!({

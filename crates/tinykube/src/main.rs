@@ -16,6 +16,7 @@
 mod agent_cmd;
 mod bench;
 mod bench_docker;
+mod bench_join;
 mod cli;
 mod cluster_pki;
 mod kubeconfig;
@@ -128,6 +129,9 @@ enum BenchWhich {
     /// Pod start-up with the docker runtime against the engine's own
     /// floor, and the agent's memory with 50 pods.
     Docker(bench_docker::DockerArgs),
+    /// Agents joining a server (start → Node Ready), and the server's
+    /// memory with their pods.
+    Join(bench_join::JoinArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +186,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { which: BenchWhich::Load(args) } => bench::load(args).await,
         Command::Bench { which: BenchWhich::Disk(args) } => bench::disk(args).await,
         Command::Bench { which: BenchWhich::Docker(args) } => bench_docker::docker(args).await,
+        Command::Bench { which: BenchWhich::Join(args) } => bench_join::join(args).await,
         Command::Agent(args) => agent_cmd::run(args).await,
         Command::Apply { files } => cli::apply::apply(&Ctx::connect(g)?, &files).await,
         Command::Get { kind, name, all_namespaces, selector, output } => {

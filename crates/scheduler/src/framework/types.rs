@@ -32,11 +32,6 @@ impl Resource {
         self.memory += other.memory;
     }
 
-    fn sub(&mut self, other: Resource) {
-        self.milli_cpu -= other.milli_cpu;
-        self.memory -= other.memory;
-    }
-
     fn max(&mut self, other: Resource) {
         self.milli_cpu = self.milli_cpu.max(other.milli_cpu);
         self.memory = self.memory.max(other.memory);
@@ -149,8 +144,8 @@ pub fn pod_requests(pod: &Pod, non_zero: bool) -> Result<Resource, String> {
     Ok(requests)
 }
 
-/// A node as the plugins see it: the Node object, what it can hold, and
-/// the sum of what the pods bound to it (or assumed on it) request.
+/// A node as the plugins see it: the Node object, what it can hold, the
+/// pods bound to it (or assumed on it), and the sum of what they request.
 #[derive(Debug, Clone)]
 pub struct NodeInfo {
     pub node: Arc<Node>,
@@ -162,8 +157,9 @@ pub struct NodeInfo {
     pub requested: Resource,
     /// The same with the scoring defaults (see [`PodInfo::non_zero_requests`]).
     pub non_zero_requested: Resource,
-    /// How many pods are on the node, counting assumed ones.
-    pub pod_count: i64,
+    /// The pods on the node, assumed ones included, in `namespace/name`
+    /// order. Plugins that count pods (PodTopologySpread) read their labels.
+    pub pods: Vec<PodInfo>,
 }
 
 impl NodeInfo {
@@ -190,7 +186,7 @@ impl NodeInfo {
             allowed_pod_number: read("pods", quantity::bytes),
             requested: Resource::default(),
             non_zero_requested: Resource::default(),
-            pod_count: 0,
+            pods: Vec::new(),
             node,
         }
     }
@@ -199,18 +195,22 @@ impl NodeInfo {
         self.node.metadata.name.as_deref().unwrap_or_default()
     }
 
-    /// Counts a pod on this node.
-    pub fn add_pod(&mut self, requests: Resource, non_zero_requests: Resource) {
-        self.requested.add(requests);
-        self.non_zero_requested.add(non_zero_requests);
-        self.pod_count += 1;
+    /// The node's labels (none when unset).
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.node.metadata.labels.as_ref().unwrap_or(&EMPTY)
     }
 
-    /// Stops counting a pod on this node.
-    pub fn remove_pod(&mut self, requests: Resource, non_zero_requests: Resource) {
-        self.requested.sub(requests);
-        self.non_zero_requested.sub(non_zero_requests);
-        self.pod_count -= 1;
+    /// How many pods are on the node, counting assumed ones.
+    pub fn pod_count(&self) -> i64 {
+        self.pods.len() as i64
+    }
+
+    /// Counts a pod on this node.
+    pub fn add_pod(&mut self, pod: PodInfo) {
+        self.requested.add(pod.requests);
+        self.non_zero_requested.add(pod.non_zero_requests);
+        self.pods.push(pod);
     }
 }
 

@@ -8,19 +8,24 @@
 //! Filters run in [`default_framework`]'s order and a node reports only the
 //! first plugin that rejects it, so the order is the one upstream's default
 //! profile uses, with tinykube's `NodeReady` after `TaintToleration`.
+//! Scores are weighted as upstream weighs them: PodTopologySpread 2,
+//! NodeResourcesFit 1.
 
 pub mod node_affinity;
 pub mod node_name;
 pub mod node_ready;
 pub mod node_resources_fit;
 pub mod node_unschedulable;
+pub mod pod_topology_spread;
 pub mod taint_toleration;
 
 use crate::framework::Framework;
+use pod_topology_spread::{PodTopologySpread, Workloads};
 
-/// The default profile: the filters in upstream's order, and
-/// NodeResourcesFit's least-allocated score with weight 1.
-pub fn default_framework() -> Framework {
+/// The default profile: the filters in upstream's order, then the scores
+/// with upstream's weights. `workloads` are the caches system-default
+/// topology spreading reads to find a pod's siblings.
+pub fn default_framework(workloads: Workloads) -> Framework {
     Framework::new(
         vec![
             Box::new(node_unschedulable::NodeUnschedulable),
@@ -29,8 +34,9 @@ pub fn default_framework() -> Framework {
             Box::new(node_ready::NodeReady),
             Box::new(node_affinity::NodeAffinity),
             Box::new(node_resources_fit::NodeResourcesFit),
+            Box::new(PodTopologySpread::new(workloads.clone())),
         ],
-        vec![(Box::new(node_resources_fit::NodeResourcesFit), 1)],
+        vec![(Box::new(PodTopologySpread::new(workloads)), 2), (Box::new(node_resources_fit::NodeResourcesFit), 1)],
     )
 }
 

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod};
 
-use crate::framework::{Code, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
+use crate::framework::{Code, CycleState, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
 
 pub const NAME: &str = "NodeAffinity";
 pub const ERR_REASON: &str = "node(s) didn't match Pod's node affinity/selector";
@@ -89,7 +89,7 @@ impl Plugin for NodeAffinity {
 }
 
 impl FilterPlugin for NodeAffinity {
-    fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
+    fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         if fits(&pod.pod, &node.node) {
             Status::success()
         } else {

@@ -6,7 +6,7 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::framework::{Code, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
+use crate::framework::{Code, CycleState, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
 
 pub const NAME: &str = "NodeName";
 pub const ERR_REASON: &str = "node(s) didn't match the requested node name";
@@ -30,7 +30,7 @@ impl Plugin for NodeName {
 }
 
 impl FilterPlugin for NodeName {
-    fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
+    fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         if fits(&pod.pod, node.name()) {
             Status::success()
         } else {
@@ -56,7 +56,7 @@ mod tests {
             if let Some(spec) = p.spec.as_mut() {
                 spec.node_name = (!wanted.is_empty()).then(|| wanted.to_string());
             }
-            let status = NodeName.filter(&pod_info(p), &node_info(node(node_name)));
+            let status = NodeName.filter(&CycleState::default(), &pod_info(p), &node_info(node(node_name)));
             let expected = if want { Status::success() } else { Status::new(Code::UnschedulableAndUnresolvable, ERR_REASON) };
             assert_eq!(status, expected, "{name}");
         }

@@ -17,7 +17,7 @@
 use api::taints::{tolerations_tolerate_taint, TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE};
 use k8s_openapi::api::core::v1::{Node, Taint, Toleration};
 
-use crate::framework::{Code, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
+use crate::framework::{Code, CycleState, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
 
 pub const NAME: &str = "NodeReady";
 /// The reason the pre-framework scheduler's `CheckNodeCondition` gave.
@@ -56,7 +56,7 @@ impl Plugin for NodeReady {
 }
 
 impl FilterPlugin for NodeReady {
-    fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
+    fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         let tolerations = pod.tolerations();
         if fits(tolerations, &node.node) {
             Status::success()

@@ -12,7 +12,7 @@
 //! containers without requests as 100m cpu and 200Mi memory, so that a
 //! node full of best-effort pods does not look empty.
 
-use crate::framework::{Code, FilterPlugin, NodeInfo, Plugin, PodInfo, Resource, ScorePlugin, Status, MAX_NODE_SCORE};
+use crate::framework::{Code, CycleState, FilterPlugin, NodeInfo, Plugin, PodInfo, Resource, ScorePlugin, Status, MAX_NODE_SCORE};
 
 pub const NAME: &str = "NodeResourcesFit";
 pub const ERR_REASON_TOO_MANY_PODS: &str = "Too many pods";
@@ -30,7 +30,7 @@ pub struct NodeResourcesFit;
 /// upstream's order (pods, cpu, memory). Empty when it fits.
 pub fn insufficient_resources(request: Resource, node: &NodeInfo) -> Vec<&'static str> {
     let mut reasons = Vec::new();
-    if node.pod_count + 1 > node.allowed_pod_number {
+    if node.pod_count() + 1 > node.allowed_pod_number {
         reasons.push(ERR_REASON_TOO_MANY_PODS);
     }
     let free_cpu = node.allocatable.milli_cpu - node.requested.milli_cpu;
@@ -68,7 +68,7 @@ impl Plugin for NodeResourcesFit {
 }
 
 impl FilterPlugin for NodeResourcesFit {
-    fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
+    fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         let reasons = insufficient_resources(pod.requests, node);
         if reasons.is_empty() {
             Status::success()
@@ -79,7 +79,7 @@ impl FilterPlugin for NodeResourcesFit {
 }
 
 impl ScorePlugin for NodeResourcesFit {
-    fn score(&self, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
+    fn score(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
         Ok(least_allocated_score(pod.non_zero_requests, node))
     }
 }
@@ -87,7 +87,7 @@ impl ScorePlugin for NodeResourcesFit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::testing::{node, node_info};
+    use crate::plugins::testing::{node, node_info, pod, pod_info};
 
     const GI: i64 = 1 << 30;
 
@@ -98,7 +98,7 @@ mod tests {
         info.allowed_pod_number = pods;
         info.requested = used;
         info.non_zero_requested = used;
-        info.pod_count = count;
+        info.pods = (0..count).map(|i| pod_info(pod(&format!("p{i}")))).collect();
         info
     }
 

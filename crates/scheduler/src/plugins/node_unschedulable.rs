@@ -6,7 +6,7 @@
 use api::taints::{tolerations_tolerate_taint, TAINT_NODE_UNSCHEDULABLE};
 use k8s_openapi::api::core::v1::{Node, Taint, Toleration};
 
-use crate::framework::{Code, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
+use crate::framework::{Code, CycleState, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
 
 pub const NAME: &str = "NodeUnschedulable";
 pub const ERR_REASON: &str = "node(s) were unschedulable";
@@ -31,7 +31,7 @@ impl Plugin for NodeUnschedulable {
 }
 
 impl FilterPlugin for NodeUnschedulable {
-    fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
+    fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         let tolerations = pod.tolerations();
         if fits(tolerations, &node.node) {
             Status::success()

@@ -10,7 +10,7 @@
 use api::taints::tolerations_tolerate_taint;
 use k8s_openapi::api::core::v1::{Taint, Toleration};
 
-use crate::framework::{Code, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
+use crate::framework::{Code, CycleState, FilterPlugin, NodeInfo, Plugin, PodInfo, Status};
 
 pub const NAME: &str = "TaintToleration";
 /// The reason's prefix; the first untolerated taint follows as
@@ -42,7 +42,7 @@ impl Plugin for TaintToleration {
 }
 
 impl FilterPlugin for TaintToleration {
-    fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Status {
+    fn filter(&self, _state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         let taints = node.node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default();
         let tolerations = pod.tolerations();
         match find_untolerated_taint(taints, tolerations) {
@@ -91,7 +91,7 @@ mod tests {
             if let Some(spec) = p.spec.as_mut() {
                 spec.tolerations = Some(tolerations);
             }
-            let status = TaintToleration.filter(&pod_info(p), &node_info(n));
+            let status = TaintToleration.filter(&CycleState::default(), &pod_info(p), &node_info(n));
             let expected = match want {
                 None => Status::success(),
                 Some(reason) => Status::new(Code::UnschedulableAndUnresolvable, reason),
