@@ -127,10 +127,13 @@ fn a_silent_node_is_tainted_and_its_pods_move() -> Result<()> {
         let unknown = ready.as_ref().is_some_and(|r| r["status"] == "Unknown" && r["reason"] == "NodeStatusUnknown");
         let taints = node["spec"]["taints"].as_array().cloned().unwrap_or_default();
         let has = |effect: &str| {
-            taints.iter().any(|t| t["key"] == "node.kubernetes.io/unreachable" && t["effect"] == effect && t["timeAdded"].is_string())
+            taints
+                .iter()
+                .any(|t| t["key"] == "node.kubernetes.io/unreachable" && t["effect"] == effect && t["timeAdded"].is_string())
         };
         Ok((unknown && has("NoSchedule") && has("NoExecute")).then_some(()))
     })?;
+    let detected = cut.elapsed();
     let status = kubectl.ok(&["get", "node", "host-2"])?;
     assert!(status.contains("NotReady"), "kubectl shows the node NotReady:\n{status}");
 
@@ -142,7 +145,8 @@ fn a_silent_node_is_tainted_and_its_pods_move() -> Result<()> {
         Ok((evicted && replacements.len() == 3).then(|| replacements.iter().map(|p| name_of(p)).collect::<BTreeSet<_>>()))
     })?;
     let took = cut.elapsed();
-    assert!(took < Duration::from_secs(20), "replacements ran {took:?} after the cut");
+    eprintln!("host-2 cut off: Unknown and tainted after {detected:?}, replacements running after {took:?}");
+    assert!(took < Duration::from_secs(15), "replacements ran {took:?} after the cut");
     assert!(moved.is_disjoint(&before));
     let old = kubectl.get_json(&["pod", before.iter().next().map(String::as_str).unwrap_or_default()])?;
     let disruption = old["status"]["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "DisruptionTarget")).cloned();
@@ -154,12 +158,14 @@ fn a_silent_node_is_tainted_and_its_pods_move() -> Result<()> {
 
     // The host comes back: its agent stops the stale pods, which leave the
     // API; the taints go; the replicas stay where they are, once each.
+    let back = Instant::now();
     host2.restart()?;
     cluster.wait_for_node_ready(&mut host2)?;
     wait("the stale pods to leave the API and their processes to stop", Duration::from_secs(30), || {
         let names: BTreeSet<String> = pods(&kubectl, "mover")?.iter().map(name_of).collect();
         Ok((names == moved && pids_with(&marker).len() == 3).then_some(()))
     })?;
+    eprintln!("host-2 back: its stale pods gone after {:?}", back.elapsed());
     wait("host-2's taints to go", Duration::from_secs(10), || {
         let node = kubectl.get_json(&["node", "host-2"])?;
         Ok(node["spec"]["taints"].is_null().then_some(()))

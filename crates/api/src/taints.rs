@@ -63,12 +63,23 @@ mod tests {
     use super::*;
 
     fn taint(key: &str, value: &str, effect: &str) -> Taint {
-        Taint { key: key.into(), value: Some(value.into()).filter(|v: &String| !v.is_empty()), effect: effect.into(), time_added: None }
+        Taint {
+            key: key.into(),
+            value: Some(value.into()).filter(|v: &String| !v.is_empty()),
+            effect: effect.into(),
+            time_added: None,
+        }
     }
 
     fn toleration(key: &str, operator: &str, value: &str, effect: &str) -> Toleration {
         let some = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
-        Toleration { key: some(key), operator: some(operator), value: some(value), effect: some(effect), toleration_seconds: None }
+        Toleration {
+            key: some(key),
+            operator: some(operator),
+            value: some(value),
+            effect: some(effect),
+            toleration_seconds: None,
+        }
     }
 
     #[test]

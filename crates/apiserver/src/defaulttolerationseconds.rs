@@ -54,7 +54,8 @@ impl DefaultTolerationSeconds {
     /// Anything that is not a pod, or a pod whose tolerations cannot be
     /// read, is left alone for validation to judge.
     pub fn admit(&self, info: &ResourceInfo, pod: &mut Value) {
-        if !(info.group.is_empty() && info.resource == "pods") || !pod["spec"].is_object() {
+        let is_pod = info.group.is_empty() && info.resource == "pods";
+        if !is_pod || !pod["spec"].is_object() {
             return;
         }
         let tolerations = &pod["spec"]["tolerations"];
@@ -105,7 +106,8 @@ mod tests {
     #[test]
     fn pods_get_what_they_do_not_already_tolerate() {
         let plugin = DefaultTolerationSeconds::default();
-        let own_unreachable = json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 6000});
+        let own_unreachable =
+            json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 6000});
         let cases = [
             ("no tolerations", json!(null), defaults(300, 300)),
             (

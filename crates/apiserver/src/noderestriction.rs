@@ -109,7 +109,8 @@ mod tests {
             assert_eq!(e.message, "nodes \"n1\" is forbidden: node \"n1\" is not allowed to set podCIDR");
             assert_eq!(admit_write(nodes, Op::Update, &with_cidr, Some(&own)).unwrap_err().code, 403);
             assert!(admit_write(nodes, Op::Update, &with_cidr, Some(&with_cidr)).is_ok(), "keeping the range it was given");
-            let tainted = json!({"metadata": {"name": "n1"}, "spec": {"taints": [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]}});
+            let tainted =
+                json!({"metadata": {"name": "n1"}, "spec": {"taints": [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]}});
             let e = admit_write(nodes, Op::Update, &own, Some(&tainted)).unwrap_err();
             assert_eq!(e.message, "nodes \"n1\" is forbidden: node \"n1\" is not allowed to modify taints");
             assert!(admit_write(nodes, Op::Create, &tainted, None).is_ok(), "registering with taints");

@@ -31,6 +31,7 @@
 //! resourceVersion instead of a strategic merge patch (the effect is the
 //! same: only `spec.podCIDR` and `spec.podCIDRs` change).
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -117,8 +118,8 @@ impl CidrSet {
     pub fn allocate_next(&mut self, node: &str) -> Option<Cidr> {
         for i in 0..self.count {
             let candidate = (self.next_candidate + i) % self.count;
-            if !self.used.contains_key(&candidate) {
-                self.used.insert(candidate, node.to_string());
+            if let Entry::Vacant(free) = self.used.entry(candidate) {
+                free.insert(node.to_string());
                 self.next_candidate = (candidate + 1) % self.count;
                 return self.cluster.subnet(self.mask, candidate);
             }
@@ -259,7 +260,9 @@ pub async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Err
         cidrs.held_by(&name).or_else(|| cidrs.allocate_next(&name))
     };
     let Some(cidr) = allocated else {
-        ctx.recorder.record(node.as_ref(), EventType::Normal, "CIDRNotAvailable", &format!("Node {name} status is now: CIDRNotAvailable")).await;
+        ctx.recorder
+            .record(node.as_ref(), EventType::Normal, "CIDRNotAvailable", &format!("Node {name} status is now: CIDRNotAvailable"))
+            .await;
         return Err(Error::RangeExhausted { node: name });
     };
     let api = DynamicApi::new(ctx.client.clone(), client::info_of::<Node>(), "");

@@ -339,7 +339,9 @@ pub async fn reconcile(node: Arc<Node>, ctx: Arc<Context>) -> Result<Action, Err
                 .map_err(|e| Error::api(format!("mark node {name} Unknown"), e))?;
             tracing::warn!(node = %name, grace = ?grace, "node stopped posting status; its conditions are now Unknown");
             if was_ready {
-                ctx.recorder.record(&written, EventType::Normal, "NodeNotReady", &format!("Node {name} status is now: NodeNotReady")).await;
+                ctx.recorder
+                    .record(&written, EventType::Normal, "NodeNotReady", &format!("Node {name} status is now: NodeNotReady"))
+                    .await;
             }
             node = Arc::new(written);
         }
@@ -559,11 +561,7 @@ mod tests {
         let tainted = reconcile_taints(std::slice::from_ref(&admin), &unreachable, &t(10)).unwrap();
         assert_eq!(
             tainted,
-            [
-                admin.clone(),
-                taint(TAINT_NODE_UNREACHABLE, "NoSchedule", Some(10)),
-                taint(TAINT_NODE_UNREACHABLE, "NoExecute", Some(10))
-            ]
+            [admin.clone(), taint(TAINT_NODE_UNREACHABLE, "NoSchedule", Some(10)), taint(TAINT_NODE_UNREACHABLE, "NoExecute", Some(10))]
         );
         assert_eq!(reconcile_taints(&tainted, &unreachable, &t(20)), None, "again: nothing changes, timeAdded stays");
 

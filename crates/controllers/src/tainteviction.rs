@@ -225,7 +225,9 @@ pub async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, Error
         Eviction::Never => {
             if ctx.unschedule(&key) {
                 tracing::info!(pod = %key, node = %node_name, "NoExecute taint gone or tolerated; eviction cancelled");
-                ctx.recorder.record(pod.as_ref(), EventType::Normal, "TaintManagerEviction", &format!("Cancelling deletion of Pod {key}")).await;
+                ctx.recorder
+                    .record(pod.as_ref(), EventType::Normal, "TaintManagerEviction", &format!("Cancelling deletion of Pod {key}"))
+                    .await;
             }
             Ok(Action::await_change())
         }
@@ -239,7 +241,9 @@ pub async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, Error
         Eviction::Now => {
             let taints: Vec<String> = started.iter().map(|(t, _)| format!("{}:{}", t.key, t.effect)).collect();
             tracing::info!(pod = %key, node = %node_name, ?taints, "evicting pod from a NoExecute-tainted node");
-            ctx.recorder.record(pod.as_ref(), EventType::Normal, "TaintManagerEviction", &format!("Marking for deletion Pod {key}")).await;
+            ctx.recorder
+                .record(pod.as_ref(), EventType::Normal, "TaintManagerEviction", &format!("Marking for deletion Pod {key}"))
+                .await;
             evict(&ctx, &pod).await?;
             ctx.unschedule(&key);
             Ok(Action::await_change())
@@ -262,7 +266,11 @@ async fn evict(ctx: &Context, pod: &Pod) -> Result<(), Error> {
         ..Default::default()
     };
     let mark = |p: &mut Pod| update_pod_condition(p.status.get_or_insert_with(Default::default), condition.clone(), &now);
-    if update_status_live(&api, &name, uid, mark).await.map_err(|e| Error::api(format!("mark pod {ns}/{name} DisruptionTarget"), e))?.is_none() {
+    if update_status_live(&api, &name, uid, mark)
+        .await
+        .map_err(|e| Error::api(format!("mark pod {ns}/{name} DisruptionTarget"), e))?
+        .is_none()
+    {
         return Ok(());
     }
     match api.delete_with(&name, &json!({"preconditions": {"uid": uid}})).await {
@@ -307,7 +315,12 @@ mod tests {
             ("no taints", vec![], vec![], Eviction::Never),
             ("untolerated", vec![(taint("dedicated"), at(0))], vec![tolerate(unreachable, Some(300))], Eviction::Now),
             ("tolerated forever", vec![(taint(unreachable), at(0))], vec![tolerate(unreachable, None)], Eviction::Never),
-            ("tolerated for 300 s from timeAdded", vec![(taint(unreachable), at(0))], vec![tolerate(unreachable, Some(300))], Eviction::At(at(300))),
+            (
+                "tolerated for 300 s from timeAdded",
+                vec![(taint(unreachable), at(0))],
+                vec![tolerate(unreachable, Some(300))],
+                Eviction::At(at(300)),
+            ),
             ("time is up", vec![(taint(unreachable), at(-301))], vec![tolerate(unreachable, Some(300))], Eviction::Now),
             ("zero seconds", vec![(taint(unreachable), at(0))], vec![tolerate(unreachable, Some(0))], Eviction::Now),
             ("negative seconds are zero", vec![(taint(unreachable), at(0))], vec![tolerate(unreachable, Some(-5))], Eviction::Now),
