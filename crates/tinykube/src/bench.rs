@@ -305,15 +305,17 @@ async fn call(
 }
 
 /// A started `tinykube server --no-agent` on a temporary data dir.
-struct BenchServer {
+pub(crate) struct BenchServer {
     child: tokio::process::Child,
-    pid: u32,
-    base: String,
-    dir: std::path::PathBuf,
+    pub(crate) pid: u32,
+    pub(crate) base: String,
+    pub(crate) dir: std::path::PathBuf,
 }
 
 impl BenchServer {
-    async fn start(tag: &str) -> Result<Self> {
+    /// Starts `tinykube server --no-agent` on a free loopback port and
+    /// waits until it answers as the admin.
+    pub(crate) async fn start(tag: &str) -> Result<Self> {
         let exe = std::env::current_exe()?;
         let dir = std::env::temp_dir().join(format!("tinykube-bench-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -345,7 +347,7 @@ impl BenchServer {
         Ok(BenchServer { child, pid, base, dir })
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         crate::signal_process(self.pid, libc::SIGTERM);
         let _ = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -12,12 +12,12 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use client::{Api, Client, ListParams, WatchEvent};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 
-use crate::bench::{admin_client, median, rss_kib, time_deployment};
+use crate::bench::{admin_client, median, rss_kib, time_deployment, BenchServer};
 
 /// Options of `tinykube bench join`.
 #[derive(Debug, clap::Args)]
@@ -35,18 +35,8 @@ pub struct JoinArgs {
 
 pub async fn join(args: JoinArgs) -> Result<()> {
     let exe = std::env::current_exe()?;
-    let dir = std::env::temp_dir().join(format!("tinykube-bench-join-{}", std::process::id()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let url = format!("https://127.0.0.1:{port}");
-    let mut server = tokio::process::Command::new(&exe)
-        .args(["server", "--no-agent", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(&dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let server_pid = server.id().context("server pid")?;
+    let server = BenchServer::start("join").await?;
+    let (dir, url) = (server.dir.clone(), server.base.clone());
     let client = admin_client(&dir).await?;
     let token = std::fs::read_to_string(dir.join("token"))?.trim().to_string();
 
@@ -76,7 +66,7 @@ pub async fn join(args: JoinArgs) -> Result<()> {
 
     let deploy = time_deployment(&client, args.pods).await?;
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
-    let rss = rss_kib(server_pid)? as f64 / 1024.0;
+    let rss = rss_kib(server.pid)? as f64 / 1024.0;
     println!(
         "median agent start → Node Ready {:.0} ms over {} joins; {}-replica Deployment on {} joined nodes → Running {:.0} ms; server RSS {rss:.1} MB",
         median(joins),
@@ -94,9 +84,7 @@ pub async fn join(args: JoinArgs) -> Result<()> {
     for mut agent in agents {
         let _ = tokio::time::timeout(Duration::from_secs(20), agent.wait()).await;
     }
-    crate::signal_process(server_pid, libc::SIGTERM);
-    let _ = tokio::time::timeout(Duration::from_secs(20), server.wait()).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop().await;
     Ok(())
 }
 
