@@ -20,6 +20,10 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, S
 
 use crate::pki::{Identity, PkiError};
 
+/// How long a server gives a client to finish the TLS handshake, so that a
+/// slow or silent client cannot hold a connection open for nothing.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How a server configuration treats client certificates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {

@@ -190,7 +190,7 @@ impl ApiServer {
             // The handshake runs in the connection's task, so a slow or
             // silent client holds up nobody else.
             tokio::spawn(async move {
-                let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                let handshake = tokio::time::timeout(api::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
                 let stream = match handshake {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
@@ -218,9 +218,6 @@ impl ApiServer {
         Ok(())
     }
 }
-
-/// How long a client has to finish the TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Routed = ::http::Response<http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, std::io::Error>>;
 

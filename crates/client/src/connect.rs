@@ -221,7 +221,7 @@ pub fn accept_tls(
             };
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
-                let stream = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
+                let stream = match tokio::time::timeout(api::tls::HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => return tracing::info!(%peer, error = %e, "TLS port: TLS handshake refused"),
                     Err(_) => return tracing::info!(%peer, "TLS port: TLS handshake timed out"),
