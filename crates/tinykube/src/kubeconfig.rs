@@ -25,11 +25,15 @@ pub fn default_data_dir() -> PathBuf {
     home.join(".local/share/tinykube")
 }
 
-/// Writes a kubeconfig for `server` to `path`, atomically and readable
-/// only by its owner (it holds the admin's private key): the CA to trust
-/// and the admin's client certificate, embedded as kubeadm's `admin.conf`
-/// embeds them.
-pub fn write(path: &Path, server: &str, ca_pem: &str, admin: &Identity) -> Result<()> {
+/// The mode of a kubeconfig the server writes: readable only by its owner,
+/// since it holds the admin's private key.
+pub const PRIVATE: u32 = 0o600;
+
+/// Writes a kubeconfig for `server` to `path`, atomically and with file
+/// mode `mode` (whatever the umask; [`PRIVATE`] unless the user asked for
+/// another): the CA to trust and the admin's client certificate, embedded
+/// as kubeadm's `admin.conf` embeds them.
+pub fn write(path: &Path, mode: u32, server: &str, ca_pem: &str, admin: &Identity) -> Result<()> {
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
     let text = format!(
@@ -59,15 +63,18 @@ users:
         key = b64(&admin.key_pem),
     );
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let tmp = path.with_extension("yaml.tmp");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .mode(PRIVATE)
         .open(&tmp)
         .with_context(|| format!("writing {}", tmp.display()))?;
+    // Private while it is written; the umask cannot narrow a mode set after.
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {mode:o} {}", tmp.display()))?;
     file.write_all(text.as_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
@@ -156,7 +163,7 @@ mod tests {
         let path = dir.path().join("kubeconfig.yaml");
         let ca = api::pki::Ca::generate("kubernetes").unwrap();
         let admin = ca.issue(&api::pki::CertSpec::client("kubernetes-admin", &["system:masters"])).unwrap();
-        write(&path, "https://127.0.0.1:7443", ca.cert_pem(), &admin).unwrap();
+        write(&path, PRIVATE, "https://127.0.0.1:7443", ca.cert_pem(), &admin).unwrap();
         let t = load(Some(&path)).unwrap();
         assert_eq!(t.server, "https://127.0.0.1:7443");
         assert_eq!(t.namespace, "default");
@@ -164,5 +171,20 @@ mod tests {
         assert_eq!(t.credentials.identity.unwrap().cert_pem, admin.cert_pem);
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "the admin key is private");
+    }
+
+    #[test]
+    fn a_kubeconfig_for_another_user_gets_the_mode_asked_for() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.yaml");
+        let ca = api::pki::Ca::generate("kubernetes").unwrap();
+        let admin = ca.issue(&api::pki::CertSpec::client("kubernetes-admin", &["system:masters"])).unwrap();
+        // Written twice: the second replaces the first, mode and all.
+        write(&path, PRIVATE, "https://127.0.0.1:1", ca.cert_pem(), &admin).unwrap();
+        write(&path, 0o644, "https://127.0.0.1:6443", ca.cert_pem(), &admin).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(load(Some(&path)).unwrap().server, "https://127.0.0.1:6443");
+        assert!(!dir.path().join("out.yaml.tmp").exists());
     }
 }

@@ -58,6 +58,11 @@ pub struct ServerArgs {
     /// The local node's name (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
+    /// The local node's address, which other hosts reach it and its pods
+    /// at (default 127.0.0.1, a node for this host alone); its agent then
+    /// serves logs and exec there, as `tinykube agent --node-ip` does.
+    #[arg(long)]
+    pub node_ip: Option<std::net::IpAddr>,
     /// Seconds between compactions of the store's history (watches from an
     /// older resourceVersion then get 410 Expired), as kube-apiserver's
     /// `--etcd-compaction-interval`.
@@ -71,8 +76,26 @@ pub struct ServerArgs {
     /// Lease, as the kubelet's flag (a Go duration: `10s`, `1m`).
     #[arg(long, default_value = "10s", value_parser = api::go::parse_duration)]
     pub node_status_update_frequency: Duration,
+    /// Also write the admin kubeconfig to this file, as k3s's flag does:
+    /// for a server in a container, a file in a folder shared with the
+    /// host. Its server URL is the same as `<data-dir>/kubeconfig.yaml`'s.
+    #[arg(long, env = "TINYKUBE_KUBECONFIG_OUTPUT")]
+    pub write_kubeconfig: Option<PathBuf>,
+    /// The file mode of `--write-kubeconfig`'s file, in octal (k3s's flag;
+    /// default 600, since the file holds the admin's private key; 644 lets
+    /// a host user other than the container's root read it).
+    #[arg(long, env = "TINYKUBE_KUBECONFIG_MODE", value_parser = parse_mode, default_value = "600")]
+    pub write_kubeconfig_mode: u32,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+/// A file mode in octal, as chmod takes it: `644`, `0600`.
+fn parse_mode(text: &str) -> Result<u32, String> {
+    match u32::from_str_radix(text, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(format!("{text:?} is not a file mode in octal, such as 600 or 644")),
+    }
 }
 
 /// The control plane's settings for nodes, with kube-controller-manager's
@@ -193,7 +216,14 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     tasks.spawn(named("api-server", apiserver.serve(listener, tls, cancel.clone())));
 
     let kubeconfig_path = data_dir.join("kubeconfig.yaml");
-    kubeconfig::write(&kubeconfig_path, &url, pki.ca.cert_pem(), &pki.admin)?;
+    kubeconfig::write(&kubeconfig_path, kubeconfig::PRIVATE, &url, pki.ca.cert_pem(), &pki.admin)?;
+    if let Some(out) = &args.write_kubeconfig {
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        kubeconfig::write(out, args.write_kubeconfig_mode, &url, pki.ca.cert_pem(), &pki.admin)?;
+        tracing::info!(kubeconfig = %out.display(), mode = format!("{:o}", args.write_kubeconfig_mode), "wrote the admin kubeconfig");
+    }
     tracing::info!(url, kubeconfig = %kubeconfig_path.display(), token = %data_dir.join("token").display(), "api-server listening");
 
     let ca = pki.ca.cert_pem().to_string();
@@ -207,14 +237,19 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     tasks.spawn(named("csr-signer", controllers::certificates::run(controller_manager, signer, cancel.clone())));
     if !args.no_agent {
         let node_name = args.node_name.clone().unwrap_or_else(hostname);
+        let defaults = agent::Config::new(&node_name, data_dir.clone());
+        let node_ip = args.node_ip.unwrap_or(defaults.node_ip);
         let config = agent::Config {
             node_name: node_name.clone(),
+            node_ip,
+            // The api-server dials the agent at the node's address.
+            listen: SocketAddr::new(node_ip, defaults.listen.port()),
             backoff_base: Duration::from_millis(args.backoff_base_ms),
             status_update_period: args.node_status_update_frequency,
             runtime: args.runtime.map(Into::into),
             pod_cidr: args.pod_cidr.clone(),
             ca_pem: ca.clone(),
-            ..agent::Config::new(&node_name, data_dir.clone())
+            ..defaults
         };
         let node_client = as_user(&format!("system:node:{node_name}"), &["system:nodes"])?;
         tasks.spawn(named("agent", agent::run(node_client, config, cancel.clone())));
@@ -260,5 +295,20 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_modes_are_octal() {
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0644"), Ok(0o644));
+        assert_eq!(parse_mode("666"), Ok(0o666));
+        for bad in ["", "8", "rw-r--r--", "1777", "-1"] {
+            assert!(parse_mode(bad).is_err(), "{bad:?}");
+        }
     }
 }
