@@ -5,18 +5,23 @@
 #
 #   tinykube.local/busybox:<version>, alias :1   Debian's busybox-static
 #   tinykube.local/python:<version>, alias :3    debootstrap minbase + python3
+#   tinykube.local/node:<version>, alias :1      busybox-static + iproute2's ip
+#                                                and the host's C libraries:
+#                                                the base of docker-compose.yml's
+#                                                nodes (deploy/node.Dockerfile)
 #
-# These images are only for machines that cannot reach a registry (CI
-# runners, air-gapped hosts). Real users pull their images from their
-# registry as usual. The `tinykube.local/` names and non-latest tags keep
+# The busybox and Python images are only for machines that cannot reach a
+# registry (CI runners, air-gapped hosts). Real users pull their images
+# from their registry as usual. The node image is built here everywhere:
+# it carries this host's libraries for a binary built on this host. The `tinykube.local/` names and non-latest tags keep
 # a pod with imagePullPolicy IfNotPresent (the default for such a tag) from
 # pulling anything while the images are present.
 #
-#   bash scripts/images.sh [--force] [busybox] [python]
+#   bash scripts/images.sh [--force] [busybox] [python] [node]
 #
 # An image whose tags already exist is left alone unless --force is given.
-# Needs root and a running Docker Engine; installs busybox-static and
-# debootstrap with apt-get when they are missing. Environment:
+# Needs root and a running Docker Engine; installs busybox-static,
+# iproute2 and debootstrap with apt-get when they are missing. Environment:
 #   TINYKUBE_DEBIAN_MIRROR   the mirror debootstrap uses (default: the one
 #                            apt is configured with, else deb.debian.org)
 #   TINYKUBE_DEBIAN_SUITE    the Debian release of the Python image
@@ -35,7 +40,7 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 
 usage() {
   sed -n '/^#   bash/p' "$0" | sed 's/^#   //'
-  echo "Builds the local images tinykube.local/busybox and tinykube.local/python."
+  echo "Builds the local images tinykube.local/busybox, tinykube.local/python and tinykube.local/node."
 }
 
 force=0
@@ -44,11 +49,11 @@ for arg in "$@"; do
   case $arg in
     --force | -f) force=1 ;;
     -h | --help) usage; exit 0 ;;
-    busybox | python) want+=("$arg") ;;
+    busybox | python | node) want+=("$arg") ;;
     *) usage >&2; die "unknown argument: $arg" ;;
   esac
 done
-((${#want[@]})) || want=(busybox python)
+((${#want[@]})) || want=(busybox python node)
 
 command -v docker >/dev/null ||
   die "no docker CLI on the PATH (Debian: apt-get install docker.io)"
@@ -147,24 +152,22 @@ import() {
   [[ -z $old || $old == "$id" ]] || docker rmi "$old" >/dev/null 2>&1 || true
 }
 
-build_busybox() {
-  local repo=tinykube.local/busybox alias=1 version root
-  if ((!force)) && present "$repo" "$alias"; then
-    say "$repo:$alias is present (--force rebuilds it)"
-    return
-  fi
-  need_root "$repo" "apt-get and chroot"
-  # The static build: the image has no libc for a dynamic one to load.
-  apt_need busybox-static
-  version=$(dpkg-query -W -f='${Version}' busybox-static)  # e.g. 1:1.35.0-4+deb12u1
-  version=${version#*:}
-  version=${version%%-*}
-  version=${version%%[+~]*}
-  [[ $version =~ ^[0-9][0-9.]*$ ]] || die "cannot read busybox's version from $(dpkg-query -W -f='${Version}' busybox-static)"
-  say "building $repo:$version from Debian's busybox-static"
+# The upstream part of an installed Debian package's version:
+# 1:1.35.0-4+deb12u1 -> 1.35.0.
+upstream_version() {
+  local v
+  v=$(dpkg-query -W -f='${Version}' "$1")
+  v=${v#*:}
+  v=${v%%-*}
+  v=${v%%[+~]*}
+  [[ $v =~ ^[0-9][0-9.]*$ ]] || die "cannot read $1's version from $(dpkg-query -W -f='${Version}' "$1")"
+  echo "$v"
+}
 
-  workdir
-  root=$work/busybox
+# busybox_root ROOT: a root file system of Debian's static busybox, with
+# each applet at its usual place, and the users root and nobody.
+busybox_root() {
+  local root=$1
   mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,proc,sys,dev}
   install -m 0755 /bin/busybox "$root/bin/busybox"
   # Absolute symlinks /bin/sh -> /bin/busybox etc., at each applet's usual
@@ -184,12 +187,92 @@ EOF
   chmod 0644 "$root/etc/passwd" "$root/etc/group"
   chmod 0700 "$root/root"
   chmod 1777 "$root/tmp"
+}
+
+build_busybox() {
+  local repo=tinykube.local/busybox alias=1 version root
+  if ((!force)) && present "$repo" "$alias"; then
+    say "$repo:$alias is present (--force rebuilds it)"
+    return
+  fi
+  need_root "$repo" "apt-get and chroot"
+  # The static build: the image has no libc for a dynamic one to load.
+  apt_need busybox-static
+  version=$(upstream_version busybox-static)
+  say "building $repo:$version from Debian's busybox-static"
+
+  workdir
+  root=$work/busybox
+  busybox_root "$root"
 
   # shellcheck disable=SC2016 # expanded by the image's sh
   import "$root" "$repo" "$version" "$alias" \
     sh -c 'httpd -h /etc -p 127.0.0.1:8080 && wget -qO- http://127.0.0.1:8080/passwd | grep -q "^nobody:x:65534:" &&
            (echo hi | nc -l -p 9000 >/dev/null &) && sleep 0.2 && nc 127.0.0.1 9000 </dev/null | grep -q hi &&
            [ "$(id -u nobody)" = 65534 ] && [ -w /tmp ]' \
+    -- --change "ENV PATH=$default_path" --change 'CMD ["sh"]'
+}
+
+# copy_with_libs ROOT FILE: copies FILE, the shared libraries ldd says it
+# loads and their dynamic loader to the same paths under ROOT.
+copy_with_libs() {
+  local root=$1 file=$2 lib
+  [[ -e $file ]] || die "$file is missing"
+  mkdir -p "$root$(dirname "$file")"
+  cp -L "$file" "$root$file"
+  # ldd prints `name => /path (address)`, and `/path (address)` for the loader.
+  for lib in $(ldd "$file" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+    [[ -e $root$lib ]] && continue
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+}
+
+# The base of the nodes docker-compose.yml starts (deploy/node.Dockerfile
+# adds the tinykube binary): a busybox root with iproute2's `ip`, which an
+# agent uses for its pods' network namespaces and routes, and the C
+# libraries a Rust binary built on this host loads (glibc, libm, libgcc_s;
+# tinykube speaks TLS with rustls, so no OpenSSL). They are this host's,
+# so a binary built here runs there; one built against a newer glibc
+# than the host's would not.
+build_node() {
+  local repo=tinykube.local/node alias=1 version root ip libdir lib
+  if ((!force)) && present "$repo" "$alias"; then
+    say "$repo:$alias is present (--force rebuilds it)"
+    return
+  fi
+  need_root "$repo" "apt-get and chroot"
+  apt_need busybox-static iproute2
+  version=$(upstream_version busybox-static)-ip$(upstream_version iproute2)
+  say "building $repo:$version from Debian's busybox-static and iproute2"
+
+  workdir
+  root=$work/node
+  busybox_root "$root"
+  mkdir -p "$root"/{run,var/lib,var/tmp}
+  chmod 1777 "$root/var/tmp"
+  # iproute2's ip where busybox put its smaller applet (in /sbin; a merged
+  # /usr host's is in /usr/sbin, a symlink in /sbin leads there). Debian's
+  # busybox sh prefers its own applets to the PATH, so a shell script in
+  # the image must call /sbin/ip by its path; exec (the agent's) does not.
+  ip=$(PATH=/usr/sbin:/sbin:/usr/bin:/bin command -v ip) || die "no ip binary after installing iproute2"
+  rm -f "$root/sbin/ip" "$root/usr/sbin/ip" "$root/bin/ip"
+  copy_with_libs "$root" "$ip"
+  [[ $ip == /sbin/ip ]] || ln -s "$ip" "$root/sbin/ip"
+  # What a Rust program loads besides libc: the libraries beside libc.
+  libdir=$(dirname "$(ldd "$ip" | awk '$1 == "libc.so.6" { print $3 }')")
+  for lib in libc.so.6 libm.so.6 libgcc_s.so.1; do
+    [[ -e $libdir/$lib ]] || die "$libdir/$lib is missing"
+    cp -L "$libdir/$lib" "$root$libdir/$lib"
+  done
+  cat >"$root/etc/nsswitch.conf" <<'EOF'
+hosts: files dns
+EOF
+  chmod 0644 "$root/etc/nsswitch.conf"
+
+  # shellcheck disable=SC2016 # expanded by the image's sh
+  import "$root" "$repo" "$version" "$alias" \
+    sh -c '/sbin/ip -V | grep -q iproute2 && /usr/sbin/ip -o link show lo >/dev/null' \
     -- --change "ENV PATH=$default_path" --change 'CMD ["sh"]'
 }
 
