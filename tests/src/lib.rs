@@ -658,8 +658,14 @@ impl Kubectl {
     }
 
     pub fn new(cluster: &Cluster) -> Result<Self> {
+        Self::with_kubeconfig(cluster.kubeconfig())
+    }
+
+    /// kubectl with `kubeconfig`: for a cluster this harness did not start
+    /// (the containers of docker-compose.yml).
+    pub fn with_kubeconfig(kubeconfig: PathBuf) -> Result<Self> {
         let cache_dir = tempfile::Builder::new().prefix("tinykube-kubecache").tempdir()?;
-        Ok(Kubectl { kubeconfig: cluster.kubeconfig(), cache_dir, timeout: Duration::from_secs(45) })
+        Ok(Kubectl { kubeconfig, cache_dir, timeout: Duration::from_secs(45) })
     }
 
     /// A `kubectl` command with this cluster's kubeconfig and cache; no
