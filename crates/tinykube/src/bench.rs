@@ -316,12 +316,19 @@ impl BenchServer {
     /// Starts `tinykube server --no-agent` on a free loopback port and
     /// waits until it answers as the admin.
     pub(crate) async fn start(tag: &str) -> Result<Self> {
+        Self::start_with(tag, &[]).await
+    }
+
+    /// [`BenchServer::start`] with more server flags.
+    pub(crate) async fn start_with(tag: &str, extra_args: &[&str]) -> Result<Self> {
         let exe = std::env::current_exe()?;
         let dir = std::env::temp_dir().join(format!("tinykube-bench-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = tokio::process::Command::new(&exe)
-            .args(["server", "--no-agent", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args(["server", "--no-agent", "--listen", &format!("127.0.0.1:{port}")])
+            .args(extra_args)
+            .arg("--data-dir")
             .arg(&dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

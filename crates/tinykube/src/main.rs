@@ -11,11 +11,13 @@
 //! - `agent_cmd`: a standalone node agent joining a running server.
 //! - `kubeconfig`: writing and finding the kubeconfig.
 //! - `cli`: the kubectl-like commands.
-//! - `bench`, `bench_docker`: benchmarks, as commands (see BENCHMARKS.md).
+//! - `bench`, `bench_docker`, `bench_join`, `bench_failover`: benchmarks,
+//!   as commands (see BENCHMARKS.md).
 
 mod agent_cmd;
 mod bench;
 mod bench_docker;
+mod bench_failover;
 mod bench_join;
 mod cli;
 mod cluster_pki;
@@ -132,6 +134,9 @@ enum BenchWhich {
     /// Agents joining a server (start → Node Ready), and the server's
     /// memory with their pods.
     Join(bench_join::JoinArgs),
+    /// A node's death to its pods Running elsewhere, part by part:
+    /// detection, taint, eviction, rescheduling, start-up.
+    Failover(bench_failover::FailoverArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +192,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { which: BenchWhich::Disk(args) } => bench::disk(args).await,
         Command::Bench { which: BenchWhich::Docker(args) } => bench_docker::docker(args).await,
         Command::Bench { which: BenchWhich::Join(args) } => bench_join::join(args).await,
+        Command::Bench { which: BenchWhich::Failover(args) } => bench_failover::failover(args).await,
         Command::Agent(args) => agent_cmd::run(args).await,
         Command::Apply { files } => cli::apply::apply(&Ctx::connect(g)?, &files).await,
         Command::Get { kind, name, all_namespaces, selector, output } => {
@@ -236,5 +242,14 @@ pub(crate) fn signal_process(pid: u32, sig: i32) {
     // makes it fail with ESRCH.
     unsafe {
         libc::kill(pid as i32, sig);
+    }
+}
+
+/// Sends a signal to every process of the group `pgid`.
+#[allow(unsafe_code)]
+pub(crate) fn signal_process_group(pgid: u32, sig: i32) {
+    // SAFETY: as in `signal_process`; a negative pid names a process group.
+    unsafe {
+        libc::kill(-(pgid as i32), sig);
     }
 }
