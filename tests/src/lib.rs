@@ -193,6 +193,7 @@ impl Cluster {
             // host, so they run the process runtime unless they ask for
             // another (the docker tests do).
             .args(if self.extra_args.iter().any(|a| a == "--runtime") { &[][..] } else { &["--runtime", "process"][..] })
+            .args(host_network_defaults(&self.extra_args))
             .arg("--data-dir")
             .arg(self.data_dir.path())
             .env("RUST_LOG", "info")
@@ -356,6 +357,7 @@ impl Cluster {
         if !extra_args.contains(&"--runtime") {
             args.extend(["--runtime", "process"].map(String::from));
         }
+        args.extend(host_network_defaults(extra_args));
         args.extend(extra_args.iter().map(|a| a.to_string()));
         args.push("--data-dir".into());
         args.push(data_dir.path().display().to_string());
@@ -511,6 +513,23 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// The pod network flags a test's server or agent gets unless it names
+/// them: pods on the host's network and no routes. Tests share the
+/// machine's own network namespace, where every cluster's bridge, pod
+/// namespaces and routes would meet; the tests of the pod network run
+/// their hosts in namespaces of their own (the `hosts` module) with the defaults.
+fn host_network_defaults<S: AsRef<str>>(extra_args: &[S]) -> Vec<String> {
+    let named = |flag: &str| extra_args.iter().any(|a| a.as_ref() == flag || a.as_ref().starts_with(&format!("{flag}=")));
+    let mut args = Vec::new();
+    if !named("--pod-network") {
+        args.extend(["--pod-network", "host"].map(String::from));
+    }
+    if !named("--flannel-backend") {
+        args.extend(["--flannel-backend", "none"].map(String::from));
+    }
+    args
 }
 
 /// Sends a signal to a process.

@@ -17,7 +17,9 @@
 use std::collections::BTreeMap;
 
 use client::{Api, Client};
-use k8s_openapi::api::core::v1::{DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus, NodeSystemInfo};
+use k8s_openapi::api::core::v1::{
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
@@ -97,6 +99,8 @@ pub struct NodeIdentity {
     /// The port of the agent's own gRPC server (logs).
     pub port: u16,
     pub runtime_version: String,
+    /// The pod range set by hand (`--pod-cidr`), written into a new Node.
+    pub pod_cidr: Option<String>,
 }
 
 /// The labels a kubelet puts on its Node.
@@ -185,8 +189,8 @@ pub async fn register(client: &Client, id: &NodeIdentity, host: &HostInfo) -> Re
         None => {
             let node = Node {
                 metadata: ObjectMeta { name: Some(id.name.clone()), labels: Some(labels), ..Default::default() },
+                spec: id.pod_cidr.clone().map(|c| NodeSpec { pod_cidr: Some(c), ..Default::default() }),
                 status: Some(node_status(id, host, &[], &now)),
-                ..Default::default()
             };
             match nodes.create(&node).await {
                 Ok(created) => created,
@@ -265,7 +269,13 @@ mod tests {
 
     #[test]
     fn status_carries_capacity_and_the_logs_port() {
-        let id = NodeIdentity { name: "n1".into(), address: "10.0.0.7".into(), port: 4321, runtime_version: "process://0.1".into() };
+        let id = NodeIdentity {
+            name: "n1".into(),
+            address: "10.0.0.7".into(),
+            port: 4321,
+            runtime_version: "process://0.1".into(),
+            pod_cidr: None,
+        };
         let host = HostInfo { cpus: 4, memory_kib: 2048, arch: "amd64".into(), ..Default::default() };
         let s = node_status(&id, &host, &[], &t(0));
         let cap = s.capacity.unwrap();
