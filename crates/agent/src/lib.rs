@@ -153,8 +153,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `None`: docker when a Docker Engine answers, else process.
     pub runtime: Option<RuntimeKind>,
-    /// This node's pod range, when set by hand (`--pod-cidr`): written
-    /// into a new Node's `spec.podCIDR`. `None`: the range the node IPAM
+    /// This node's pod range, when set by hand (`--pod-cidr`, as the
+    /// kubelet's flag for a node without a node IPAM controller): used
+    /// as is, not written to the Node, whose `spec.podCIDR` only the
+    /// controller sets (and other nodes route to). `None`: the range the
     /// controller gives the Node, waited for at start.
     pub pod_cidr: Option<String>,
     /// The cluster's whole pod range: blackholed under the routes to the
@@ -265,7 +267,6 @@ pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> R
             Some((_, version)) => format!("docker://{version}"),
             None => runtime::process::VERSION.to_string(),
         },
-        pod_cidr: own_cidr.map(|c| c.to_string()),
     };
     let host = HostInfo::read();
     let memory_capacity = i64::try_from(host.memory_kib).unwrap_or(i64::MAX / 1024) * 1024;

@@ -17,9 +17,7 @@
 use std::collections::BTreeMap;
 
 use client::{Api, Client};
-use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo,
-};
+use k8s_openapi::api::core::v1::{DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus, NodeSystemInfo};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
@@ -99,8 +97,6 @@ pub struct NodeIdentity {
     /// The port of the agent's own gRPC server (logs).
     pub port: u16,
     pub runtime_version: String,
-    /// The pod range set by hand (`--pod-cidr`), written into a new Node.
-    pub pod_cidr: Option<String>,
 }
 
 /// The labels a kubelet puts on its Node.
@@ -189,8 +185,8 @@ pub async fn register(client: &Client, id: &NodeIdentity, host: &HostInfo) -> Re
         None => {
             let node = Node {
                 metadata: ObjectMeta { name: Some(id.name.clone()), labels: Some(labels), ..Default::default() },
-                spec: id.pod_cidr.clone().map(|c| NodeSpec { pod_cidr: Some(c), ..Default::default() }),
                 status: Some(node_status(id, host, &[], &now)),
+                ..Default::default()
             };
             match nodes.create(&node).await {
                 Ok(created) => created,

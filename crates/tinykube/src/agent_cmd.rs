@@ -57,8 +57,10 @@ pub struct AgentArgs {
 /// `tinykube server` (for its own node).
 #[derive(Debug, Clone, clap::Args)]
 pub struct PodNetworkArgs {
-    /// This node's pod range, instead of the one the node IPAM controller
-    /// gives the Node (written into a new Node's `spec.podCIDR`).
+    /// This node's pod range, instead of waiting for the one the node IPAM
+    /// controller gives the Node, as the kubelet's flag. Only this node
+    /// uses it: other nodes route to the Node's `spec.podCIDR`, so with
+    /// several nodes leave it to the controller.
     #[arg(long)]
     pub pod_cidr: Option<api::cidr::Cidr>,
     /// How the process runtime networks pods: `bridge`, a network

@@ -77,6 +77,7 @@ pub async fn run(client: Client, me: String, cluster: Cidr, cancel: Cancellation
     let notify = changed.clone();
     let informer = Informer::spawn(Api::<Node>::all(client), ListParams::default(), cancel.child_token(), move |_| notify.notify_one());
     let mut installed: BTreeMap<Cidr, IpAddr> = BTreeMap::new();
+    allow_forwarding(cluster).await;
     loop {
         if let Err(e) = blackhole(cluster).await {
             tracing::warn!(error = %e, "cannot blackhole the cluster's pod range");
@@ -89,6 +90,34 @@ pub async fn run(client: Client, me: String, cluster: Cidr, cancel: Cancellation
             _ = cancel.cancelled() => return,
             _ = changed.notified() => {}
             _ = tokio::time::sleep(RESYNC) => {}
+        }
+    }
+}
+
+/// Lets the host forward pod traffic, as flannel's `FLANNEL-FWD` rules
+/// do: a host whose FORWARD policy is DROP (Docker sets it) would
+/// otherwise drop every packet between pods on two nodes, and between
+/// pods on one bridge where `br_netfilter` hands bridged frames to
+/// iptables. Adds `-A FORWARD -s <cluster> -j ACCEPT` and `-d` the same,
+/// once; hosts without `iptables` need nothing (their policy is ACCEPT
+/// unless someone set it).
+pub async fn allow_forwarding(cluster: Cidr) {
+    let range = cluster.to_string();
+    for dir in ["-s", "-d"] {
+        let rule = ["FORWARD", dir, range.as_str(), "-m", "comment", "--comment", "tinykube pod network", "-j", "ACCEPT"];
+        let check = tokio::process::Command::new("iptables").arg("-w").arg("-C").args(rule).output().await;
+        match check {
+            Err(_) => return,
+            Ok(out) if out.status.success() => continue,
+            Ok(_) => {}
+        }
+        let added = tokio::process::Command::new("iptables").arg("-w").arg("-A").args(rule).output().await;
+        match added {
+            Ok(out) if out.status.success() => {
+                tracing::info!(rule = %format!("iptables -A {}", rule.join(" ")), "pod traffic may be forwarded")
+            }
+            Ok(out) => tracing::warn!(error = %String::from_utf8_lossy(&out.stderr).trim(), "cannot let pod traffic be forwarded"),
+            Err(e) => tracing::warn!(error = %e, "cannot run iptables"),
         }
     }
 }
