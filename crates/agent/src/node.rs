@@ -265,13 +265,7 @@ mod tests {
 
     #[test]
     fn status_carries_capacity_and_the_logs_port() {
-        let id = NodeIdentity {
-            name: "n1".into(),
-            address: "10.0.0.7".into(),
-            port: 4321,
-            runtime_version: "process://0.1".into(),
-            pod_cidr: None,
-        };
+        let id = NodeIdentity { name: "n1".into(), address: "10.0.0.7".into(), port: 4321, runtime_version: "process://0.1".into() };
         let host = HostInfo { cpus: 4, memory_kib: 2048, arch: "amd64".into(), ..Default::default() };
         let s = node_status(&id, &host, &[], &t(0));
         let cap = s.capacity.unwrap();
