@@ -171,7 +171,7 @@ pub struct Config {
     /// The chosen port is published on the Node for the api-server.
     pub listen: SocketAddr,
     /// The node's `InternalIP`: where the api-server reaches this agent,
-    /// and every pod's IP in the process runtime.
+    /// and the IP of every pod on the host's network.
     pub node_ip: IpAddr,
     /// First crash-loop back-off (upstream: 10 s), doubled per restart...
     pub backoff_base: Duration,
