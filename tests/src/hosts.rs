@@ -15,8 +15,19 @@
 //! (a node routes its pods' traffic) and one veth whose other end is a
 //! port of the bridge in the *switch* namespace. The root namespace gets a
 //! port too, so the test and the real `kubectl` reach the api-server in
-//! host 0 at its link address. Processes run in a host through
-//! `ip netns exec` ([`Host::command`]).
+//! host 0 at its link address.
+//!
+//! Processes run in a host through [`Host::command`]: `nsenter --net`
+//! into the host's namespace, then a mount namespace of their own with a
+//! fresh `/sys` (so `/sys/class/net` shows the host's links), as
+//! `ip netns exec` does, but without `ip netns exec`'s `mount --make-rslave /`.
+//! That matters for agents, which make a network namespace per pod with
+//! `ip netns add`, a bind mount under `/run/netns`: under `ip netns exec`
+//! the mount would stay in the agent's private mount namespace, so neither
+//! the test (to list and delete pod namespaces, to find their processes)
+//! nor the same agent restarted (in a new `ip netns exec`) could enter
+//! them. Here `/run/netns` stays shared with the root namespace, as on a
+//! real host.
 //!
 //! Why a switch namespace of its own rather than a bridge in the root
 //! namespace: Docker sets the root namespace's iptables FORWARD policy to
@@ -61,6 +72,12 @@ use crate::run_with_timeout;
 /// How long one `ip` command may take.
 const IP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Gives a new mount namespace a `/sys` of the network namespace it is
+/// in, without touching the mounts it shares with the root namespace
+/// (`/sys` is made a slave first so its unmounting does not propagate
+/// back), then execs its arguments.
+const FRESH_SYS: &str = r#"mount --make-rslave /sys && umount -l /sys && mount -t sysfs sysfs /sys && exec "$@""#;
+
 /// The bridge inside the switch namespace.
 const BRIDGE: &str = "br0";
 
@@ -99,15 +116,18 @@ impl Host {
         self.netns.is_none()
     }
 
-    /// A command that runs `program` on this host: under
-    /// `ip netns exec <netns>` for a test host. `ip netns exec` execs the
-    /// program in place, so the child's pid is the program's.
+    /// A command that runs `program` (with the arguments the caller adds)
+    /// on this host; see the module docs for how it enters a test host.
+    /// Each step execs the next in place (no step forks), so the child's
+    /// pid is the program's.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         match &self.netns {
             None => Command::new(program),
             Some(ns) => {
-                let mut cmd = Command::new("ip");
-                cmd.args(["netns", "exec", ns]).arg(program);
+                let mut cmd = Command::new("nsenter");
+                cmd.arg(format!("--net=/run/netns/{ns}"))
+                    .args(["--", "unshare", "--mount", "--propagation", "unchanged", "--", "sh", "-c", FRESH_SYS, ns])
+                    .arg(program);
                 cmd
             }
         }
@@ -172,8 +192,8 @@ impl Host {
     }
 }
 
-/// Why test hosts cannot be made here, if they cannot: they need root
-/// and iproute2's `ip`.
+/// Why test hosts cannot be made here, if they cannot: they need root,
+/// iproute2's `ip`, and util-linux's `nsenter`, `unshare` and `mount`.
 pub fn unavailable() -> Option<String> {
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
     #[allow(unsafe_code)]
@@ -181,10 +201,16 @@ pub fn unavailable() -> Option<String> {
     if euid != 0 {
         return Some("network namespaces need root".into());
     }
-    match Command::new("ip").arg("-V").output() {
-        Ok(out) if out.status.success() => None,
-        _ => Some("no `ip` (iproute2) on the PATH".into()),
+    let runs = |program: &str, arg: &str| Command::new(program).arg(arg).output().is_ok_and(|o| o.status.success());
+    if !runs("ip", "-V") {
+        return Some("no `ip` (iproute2) on the PATH".into());
     }
+    for tool in ["nsenter", "unshare", "mount"] {
+        if !runs(tool, "--version") {
+            return Some(format!("no `{tool}` (util-linux) on the PATH"));
+        }
+    }
+    None
 }
 
 /// N test hosts on one switch; see the module docs. Index it for a host.

@@ -408,6 +408,10 @@ fn test_hosts_reach_each_other_and_leave_nothing_behind() -> Result<()> {
     std::fs::create_dir_all(data_dir.path().join("agent/sandboxes"))?;
     std::fs::write(data_dir.path().join("agent/sandboxes/s1.json"), format!(r#"{{"id": "s1", "netns": "{pod_ns}"}}"#))?;
     let mut in_host = hosts[1].command(BUSYBOX).args(["sleep", "1000"]).spawn()?;
+    wait("the host's sleep to exec", Duration::from_secs(5), || {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", in_host.id())).unwrap_or_default();
+        Ok((cmdline == [BUSYBOX, "sleep", "1000"].map(|a| format!("{a}\0")).concat().as_bytes()).then_some(()))
+    })?;
     let mut in_pod = std::process::Command::new("ip").args(["netns", "exec", &pod_ns, BUSYBOX, "sleep", "1000"]).spawn()?;
     wait("both sleeps in their namespaces", Duration::from_secs(5), || Ok((hosts[1].pids().len() == 2).then_some(())))?;
     let names: Vec<String> = [hosts[0].netns.clone(), hosts[1].netns.clone(), Some(switch)].into_iter().flatten().collect();
