@@ -309,10 +309,13 @@ fn a_cluster_over_three_hosts_spreads_talks_and_survives_a_cut_and_a_server_rest
     wait("h3's unreachable taints to go", Duration::from_secs(10), || {
         Ok(kubectl.get_json(&["node", "h3"])?["spec"]["taints"].as_array().is_none_or(Vec::is_empty).then_some(()))
     })?;
-    wait("h3's stale pods gone from the API and from host 3", Duration::from_secs(30), || {
+    wait("h3's stale pods gone from the API, their processes and namespaces from host 3", Duration::from_secs(30), || {
         let p = pods(&kubectl)?;
         let stale = p.iter().any(|p| before.contains(&name_of(p)));
-        Ok((!stale && p.len() == 6 && hosts[3].pids_with(&marker).is_empty()).then_some(()))
+        // Gone from host 3 too: no marked process in its namespace or its
+        // pods' namespaces, and no pod namespace left there.
+        let left = hosts[3].pids_with(&marker).is_empty() && hosts[3].pod_netns().is_empty();
+        Ok((!stale && p.len() == 6 && left).then_some(()))
     })?;
     eprintln!("step 5: h3 back: Ready after {ready_again:?}, stale pods gone after {:?}", back.elapsed());
     let p = pods(&kubectl)?;
