@@ -13,6 +13,12 @@
 //! lines with a unique token, so tests running side by side never count
 //! each other's processes).
 //!
+//! [`Hosts`] makes test hosts as network namespaces on one switch; a
+//! [`Cluster`] started with [`Cluster::start_on`] runs its server in one
+//! of them and [`Cluster::join_on`] its agents in others, each at its
+//! host's address, while the test and `kubectl` stay in the root
+//! namespace.
+//!
 //! [`Kubectl`] drives the real `kubectl` against a [`Cluster`] with a
 //! discovery cache of its own, and [`Streaming`] reads a long-running
 //! command's output (`get -w`, `logs -f`) line by line with a deadline.
@@ -28,6 +34,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 pub mod docker;
+pub mod hosts;
+
+pub use hosts::{Host, Hosts};
 
 /// The `tinykube` binary, built once per test run.
 pub fn tinykube_bin() -> &'static Path {
@@ -122,6 +131,8 @@ pub struct Cluster {
     /// and asked for again when it restarts, so clients keep their URL.
     pub port: u16,
     pub node_name: String,
+    /// Where the server runs and listens.
+    pub host: Host,
     server: Option<Child>,
     extra_args: Vec<String>,
 }
@@ -139,11 +150,22 @@ impl Cluster {
 
     /// Starts a server whose local node is called `node_name`.
     pub fn start_node(node_name: &str, extra_args: &[&str]) -> Result<Self> {
+        Self::start_on(&Host::local(), node_name, extra_args)
+    }
+
+    /// Starts a server on `host` (a test host's network namespace, or
+    /// [`Host::local`]) whose local node is called `node_name`. On a test
+    /// host it listens, and its node is reached, at the host's address,
+    /// which its serving certificate names; the kubeconfig it writes
+    /// points there, so `kubectl` in the root namespace uses it as is.
+    pub fn start_on(host: &Host, node_name: &str, extra_args: &[&str]) -> Result<Self> {
         let data_dir = tempfile::Builder::new().prefix("tinykube-e2e").tempdir()?;
+        host.register_data_dir(data_dir.path());
         let mut c = Cluster {
             data_dir,
             port: ANY_PORT,
             node_name: node_name.into(),
+            host: host.clone(),
             server: None,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
@@ -156,7 +178,7 @@ impl Cluster {
     }
 
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}", std::net::SocketAddr::new(self.host.ip, self.port))
     }
 
     /// The cluster CA and the admin's certificate, from the kubeconfig the
@@ -177,22 +199,29 @@ impl Cluster {
         let mut config = (*api::tls::client_config(&api::tls::Trust::Ca(admin.ca_pem.clone()), identity)?).clone();
         // Hand-written requests speak HTTP/1.x: offer no h2.
         config.alpn_protocols.clear();
-        let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?.to_owned();
+        let name = rustls::pki_types::ServerName::from(self.host.ip);
         let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)?;
-        let tcp = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        let tcp = std::net::TcpStream::connect((self.host.ip, self.port))?;
         tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
         Ok(rustls::StreamOwned::new(conn, tcp))
     }
 
     fn spawn_server(&mut self) -> Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.path().join("server.log"))?;
-        let child = Command::new(tinykube_bin())
-            .args(["server", "--listen", &format!("127.0.0.1:{}", self.port), "--node-name", &self.node_name, "--backoff-base-ms", "500"])
+        let ip = self.host.ip.to_string();
+        let on_test_host: &[&str] = if self.host.is_local() { &[] } else { &["--tls-san", &ip, "--node-ip", &ip] };
+        let child = self
+            .host
+            .command(tinykube_bin())
+            .args(["server", "--listen", &std::net::SocketAddr::new(self.host.ip, self.port).to_string(), "--node-name", &self.node_name])
+            .args(["--backoff-base-ms", "500"])
+            .args(on_test_host)
             .args(&self.extra_args)
             // The tests count and signal their containers' processes on this
             // host, so they run the process runtime unless they ask for
             // another (the docker tests do).
             .args(if self.extra_args.iter().any(|a| a == "--runtime") { &[][..] } else { &["--runtime", "process"][..] })
+            .args(host_network_defaults(&self.extra_args))
             .arg("--data-dir")
             .arg(self.data_dir.path())
             .env("RUST_LOG", "info")
@@ -346,20 +375,38 @@ impl Cluster {
         Ok(agent)
     }
 
+    /// Starts `tinykube agent` on `host` as node `name`, joining with the
+    /// server's token, and waits until its Node is Ready. It serves, and
+    /// its Node's `InternalIP` is, the host's address.
+    pub fn join_on(&self, host: &Host, name: &str, extra_args: &[&str]) -> Result<Agent> {
+        let mut agent = self.spawn_agent_on(host, name, &self.join_token()?, extra_args)?;
+        self.wait_for_node_ready(&mut agent)?;
+        Ok(agent)
+    }
+
     /// Starts `tinykube agent` as node `name` with `token`, without waiting.
     pub fn spawn_agent(&self, name: &str, token: &str, extra_args: &[&str]) -> Result<Agent> {
+        self.spawn_agent_on(&Host::local(), name, token, extra_args)
+    }
+
+    /// Starts `tinykube agent` on `host` as node `name` with `token`,
+    /// without waiting.
+    pub fn spawn_agent_on(&self, host: &Host, name: &str, token: &str, extra_args: &[&str]) -> Result<Agent> {
         let data_dir = tempfile::Builder::new().prefix("tinykube-e2e-agent").tempdir()?;
-        let mut args: Vec<String> = ["agent", "--server", &self.url(), "--token", token, "--node-name", name, "--listen", "127.0.0.1:0"]
-            .map(String::from)
-            .into();
-        args.extend(["--node-ip", "127.0.0.1", "--backoff-base-ms", "500"].map(String::from));
+        host.register_data_dir(data_dir.path());
+        let ip = host.ip.to_string();
+        let listen = std::net::SocketAddr::new(host.ip, 0).to_string();
+        let mut args: Vec<String> =
+            ["agent", "--server", &self.url(), "--token", token, "--node-name", name, "--listen", &listen].map(String::from).into();
+        args.extend(["--node-ip", &ip, "--backoff-base-ms", "500"].map(String::from));
         if !extra_args.contains(&"--runtime") {
             args.extend(["--runtime", "process"].map(String::from));
         }
+        args.extend(host_network_defaults(extra_args));
         args.extend(extra_args.iter().map(|a| a.to_string()));
         args.push("--data-dir".into());
         args.push(data_dir.path().display().to_string());
-        let mut agent = Agent { name: name.into(), data_dir, args, child: None };
+        let mut agent = Agent { name: name.into(), data_dir, host: host.clone(), args, child: None };
         agent.spawn()?;
         Ok(agent)
     }
@@ -399,6 +446,8 @@ impl Cluster {
 pub struct Agent {
     pub name: String,
     pub data_dir: tempfile::TempDir,
+    /// Where the agent runs.
+    pub host: Host,
     args: Vec<String>,
     child: Option<Child>,
 }
@@ -406,7 +455,9 @@ pub struct Agent {
 impl Agent {
     fn spawn(&mut self) -> Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.path().join("agent.log"))?;
-        let child = Command::new(tinykube_bin())
+        let child = self
+            .host
+            .command(tinykube_bin())
             .args(&self.args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -481,7 +532,9 @@ impl Agent {
 }
 
 impl Drop for Agent {
-    /// Stops the agent with SIGTERM (SIGKILL after 10 s).
+    /// Stops the agent with SIGTERM (SIGKILL after 10 s), then removes the
+    /// pod network namespaces it left, before its data dir (which names
+    /// them) goes.
     fn drop(&mut self) {
         if let Some(child) = &self.child {
             signal(child.id(), libc::SIGTERM);
@@ -489,6 +542,7 @@ impl Drop for Agent {
         if self.wait_exit(Duration::from_secs(10)).is_err() {
             let _ = self.kill9();
         }
+        hosts::clean_pod_netns(self.data_dir.path());
     }
 }
 
@@ -500,6 +554,7 @@ impl Drop for Cluster {
         if self.server.is_some() {
             let _ = self.stop();
         }
+        hosts::clean_pod_netns(self.data_dir.path());
         let log = std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default();
         if let Some(at) = log.find(" panicked at ") {
             let start = log[..at].rfind('\n').map_or(0, |i| i + 1);
@@ -511,6 +566,23 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// The pod network flags a test's server or agent gets unless it names
+/// them: pods on the host's network and no routes. Tests share the
+/// machine's own network namespace, where every cluster's bridge, pod
+/// namespaces and routes would meet; the tests of the pod network run
+/// their hosts in namespaces of their own (the `hosts` module) with the defaults.
+fn host_network_defaults<S: AsRef<str>>(extra_args: &[S]) -> Vec<String> {
+    let named = |flag: &str| extra_args.iter().any(|a| a.as_ref() == flag || a.as_ref().starts_with(&format!("{flag}=")));
+    let mut args = Vec::new();
+    if !named("--pod-network") {
+        args.extend(["--pod-network", "host"].map(String::from));
+    }
+    if !named("--flannel-backend") {
+        args.extend(["--flannel-backend", "none"].map(String::from));
+    }
+    args
 }
 
 /// Sends a signal to a process.

@@ -32,9 +32,15 @@
 //!   trait: `docker` (real containers, a sandbox per pod with its own IP on
 //!   the node's bridge network; the default when a Docker Engine answers)
 //!   and `process` (a container is its command run as a local process
-//!   group; the image is recorded, never pulled, and pods share the host's
-//!   network, so a pod's IP is the node's). A `hollow` (simulated) runtime
-//!   is planned.
+//!   group; the image is recorded, never pulled). A `hollow` (simulated)
+//!   runtime is planned.
+//! - The pod network is flannel's `host-gw` with the CNI bridge plugin
+//!   built in (see [`network`]): pods get addresses from the Node's
+//!   `spec.podCIDR` (the docker runtime's bridge network, or with the
+//!   process runtime a network namespace per pod on the node bridge when
+//!   the agent is root; else pods share the host's network and a pod's IP
+//!   is the node's), and every node routes the others' ranges via their
+//!   InternalIP.
 //! - Probes: `exec` probes run in the container through the runtime,
 //!   `httpGet` (plain HTTP only) and `tcpSocket` against the pod's IP;
 //!   `grpc` and HTTPS probes are reported as unsupported (see [`prober`]).
@@ -69,6 +75,7 @@
 //! - [`volumes`]: the volume manager: emptyDir, hostPath, configMap,
 //!   secret, downwardAPI and projected volumes, and each container's mounts.
 //! - [`images`]: the image manager: pull policies, pull back-off, pull secrets.
+//! - [`network`]: the node bridge, pod network namespaces and host-gw routes.
 //! - [`shim`]: the per-container supervisor process (`tinykube shim`).
 //! - [`crilog`]: the CRI log format the shim writes and the logs endpoint reads.
 //! - [`service`]: the agent's gRPC server (`Agent.Logs`, `Agent.Exec`), with
@@ -84,6 +91,7 @@ pub mod images;
 pub mod lease;
 pub mod lifecycle;
 pub mod logs;
+pub mod network;
 pub mod node;
 pub mod pods;
 pub mod prober;
@@ -103,6 +111,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::cidr::Cidr;
 use api::proto::agent_server::AgentServer;
 use client::informer::{Cache, Informer};
 use client::{Api, Client, ListParams};
@@ -131,8 +140,9 @@ pub enum RuntimeKind {
 /// `system:masters`).
 pub const APISERVER_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
 
-/// The default pod range of a node (`--pod-cidr`).
-pub const DEFAULT_POD_CIDR: &str = "10.88.0.0/16";
+/// The cluster's pod range when nothing else is said (`--cluster-cidr`),
+/// as kube-controller-manager's and flannel's defaults.
+pub const DEFAULT_CLUSTER_CIDR: &str = "10.244.0.0/16";
 
 /// How the agent runs. [`Config::new`] gives upstream's defaults.
 #[derive(Debug, Clone)]
@@ -143,13 +153,25 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `None`: docker when a Docker Engine answers, else process.
     pub runtime: Option<RuntimeKind>,
-    /// The node's pod range: the docker runtime's bridge network.
-    pub pod_cidr: String,
+    /// This node's pod range, when set by hand (`--pod-cidr`, as the
+    /// kubelet's flag for a node without a node IPAM controller): used
+    /// as is, not written to the Node, whose `spec.podCIDR` only the
+    /// controller sets (and other nodes route to). `None`: the range the
+    /// controller gives the Node, waited for at start.
+    pub pod_cidr: Option<String>,
+    /// The cluster's whole pod range: blackholed under the routes to the
+    /// other nodes' ranges.
+    pub cluster_cidr: String,
+    /// How the process runtime networks pods; `None`: a namespace per pod
+    /// when the agent is root, else the host's network (with a warning).
+    pub pod_network: Option<network::PodNetworkMode>,
+    /// How other nodes' pod ranges are routed.
+    pub backend: network::Backend,
     /// Where the agent's own gRPC server (logs, exec) listens; port 0 picks one.
     /// The chosen port is published on the Node for the api-server.
     pub listen: SocketAddr,
     /// The node's `InternalIP`: where the api-server reaches this agent,
-    /// and every pod's IP in the process runtime.
+    /// and the IP of every pod on the host's network.
     pub node_ip: IpAddr,
     /// First crash-loop back-off (upstream: 10 s), doubled per restart...
     pub backoff_base: Duration,
@@ -175,7 +197,10 @@ impl Config {
             node_name: node_name.into(),
             data_dir: data_dir.into(),
             runtime: None,
-            pod_cidr: DEFAULT_POD_CIDR.into(),
+            pod_cidr: None,
+            cluster_cidr: DEFAULT_CLUSTER_CIDR.into(),
+            pod_network: None,
+            backend: network::Backend::HostGw,
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             node_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             backoff_base: Duration::from_secs(10),
@@ -202,6 +227,12 @@ pub enum Error {
     /// The agent's TLS configuration could not be made.
     #[error("the agent's TLS: {0}")]
     Tls(api::pki::PkiError),
+    /// A pod range flag is not a CIDR.
+    #[error("{0}")]
+    Cidr(#[from] api::cidr::ParseCidrError),
+    /// The node's pod network could not be set up.
+    #[error("pod network: {0}")]
+    Network(#[from] network::NetError),
     /// The agent's gRPC server could not bind its address.
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
@@ -212,6 +243,8 @@ pub enum Error {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How soon a failed registration is retried.
 const REGISTER_RETRY: Duration = Duration::from_secs(1);
+/// How long the agent waits for its podCIDR before it says so.
+const POD_CIDR_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Runs the agent until `cancel`: registers the Node, keeps its status and
 /// Lease fresh, runs the pods bound to it and serves their logs and exec.
@@ -219,14 +252,21 @@ const REGISTER_RETRY: Duration = Duration::from_secs(1);
 /// SIGKILL) but leaves the pods' objects alone, and returns. The containers'
 /// shims are started from [`Config::shim`].
 pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> Result<(), Error> {
-    let runtime = open_runtime(&config).await?;
+    let cluster_cidr: Cidr = config.cluster_cidr.parse()?;
+    let own_cidr: Option<Cidr> = config.pod_cidr.as_deref().map(str::parse).transpose()?;
+    let engine = choose_runtime(&config).await?;
+    // The process runtime's pods get namespaces of their own.
+    let bridge = engine.is_none() && pod_network_mode(&config) == network::PodNetworkMode::Bridge;
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| Error::Listen { addr: config.listen, source })?;
     let port = listener.local_addr().map_err(|source| Error::Listen { addr: config.listen, source })?.port();
     let identity = NodeIdentity {
         name: config.node_name.clone(),
         address: config.node_ip.to_string(),
         port,
-        runtime_version: runtime.version(),
+        runtime_version: match &engine {
+            Some((_, version)) => format!("docker://{version}"),
+            None => runtime::process::VERSION.to_string(),
+        },
     };
     let host = HostInfo::read();
     let memory_capacity = i64::try_from(host.memory_kib).unwrap_or(i64::MAX / 1024) * 1024;
@@ -235,7 +275,27 @@ pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> R
     let Some(node) = register_until_done(&client, &identity, &host, &cancel).await else {
         return Ok(());
     };
+    // Pods need the node's range before they can get addresses from it.
+    let needs_range = engine.is_some() || bridge;
+    let range = match own_cidr {
+        Some(range) => Some(range),
+        None if needs_range => match wait_for_pod_cidr(&client, &config.node_name, &cancel).await {
+            Some(range) => Some(range),
+            None => return Ok(()),
+        },
+        None => None,
+    };
+    let runtime = open_runtime(&config, engine, range, bridge).await?;
     let mut background = tokio::task::JoinSet::new();
+    if config.backend == network::Backend::HostGw && needs_range {
+        if network::can_configure() {
+            background.spawn(network::routes::run(client.clone(), config.node_name.clone(), cluster_cidr, cancel.clone()));
+        } else {
+            tracing::warn!(
+                "not root: no routes to other nodes' pods (--flannel-backend host-gw needs root); pods reach only this node's pods"
+            );
+        }
+    }
     background.spawn(status_loop(client.clone(), identity.clone(), host.clone(), config.status_update_period, cancel.clone()));
     background.spawn(lease_loop(client.clone(), node, config.status_update_period, cancel.clone()));
 
@@ -292,10 +352,66 @@ pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> R
     Ok(())
 }
 
-/// Opens the runtime the config names; with none named, docker when a
-/// Docker Engine answers (`DOCKER_HOST` or the default socket), else
-/// process. The choice and its reason are logged.
-async fn open_runtime(config: &Config) -> Result<Arc<dyn Runtime>, Error> {
+/// How the process runtime networks pods: as asked, except that a
+/// namespace per pod needs root (then the host's network, with a warning).
+fn pod_network_mode(config: &Config) -> network::PodNetworkMode {
+    use network::PodNetworkMode::{Bridge, Host};
+    let root = network::can_configure();
+    match config.pod_network {
+        Some(Host) => Host,
+        Some(Bridge) | None if root => Bridge,
+        asked => {
+            tracing::warn!(
+                asked = ?asked,
+                "not root: the process runtime's pods share the host's network (no namespace per pod), so a pod's IP is the node's and pods on two nodes cannot reach each other by pod IP"
+            );
+            Host
+        }
+    }
+}
+
+/// Waits until the node IPAM controller has given our Node a
+/// `spec.podCIDR`; `None` if cancelled first.
+async fn wait_for_pod_cidr(client: &Client, node: &str, cancel: &CancellationToken) -> Option<Cidr> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let started = std::time::Instant::now();
+    let mut warned = false;
+    loop {
+        match nodes.get_opt(node).await {
+            Ok(Some(n)) => {
+                let spec = n.spec.unwrap_or_default();
+                let cidr = spec.pod_cidrs.and_then(|l| l.into_iter().next()).or(spec.pod_cidr);
+                match cidr.as_deref().map(str::parse::<Cidr>) {
+                    Some(Ok(range)) => {
+                        tracing::info!(node, %range, "the node's pod range");
+                        return Some(range);
+                    }
+                    Some(Err(e)) => tracing::warn!(node, error = %e, "the Node's podCIDR is not a range"),
+                    None => {}
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(node, error = %e, "cannot read our Node"),
+        }
+        if !warned && started.elapsed() > POD_CIDR_PATIENCE {
+            warned = true;
+            tracing::warn!(
+                node,
+                "still no spec.podCIDR on our Node: is the node IPAM controller running (tinykube server --cluster-cidr)? Waiting"
+            );
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            _ = tokio::time::sleep(REGISTER_RETRY / 2) => {}
+        }
+    }
+}
+
+/// The runtime to open: the Docker Engine and its version, or `None` for
+/// the process runtime. The config's choice, or with none named docker
+/// when a Docker Engine answers (`DOCKER_HOST` or the default socket),
+/// else process. The choice and its reason are logged.
+async fn choose_runtime(config: &Config) -> Result<Option<(bollard::Docker, String)>, Error> {
     let docker = match config.runtime {
         Some(RuntimeKind::Process) => None,
         Some(RuntimeKind::Docker) => Some(runtime::docker::connect().await.map_err(Error::NoDocker)?),
@@ -310,20 +426,34 @@ async fn open_runtime(config: &Config) -> Result<Arc<dyn Runtime>, Error> {
             }
         },
     };
-    match docker {
-        Some((docker, version)) => {
-            let pause_binary = config.shim.clone().ok_or(Error::NoShim)?;
-            let docker_config =
-                runtime::docker::DockerConfig { node_name: config.node_name.clone(), pod_cidr: config.pod_cidr.clone(), pause_binary };
-            Ok(runtime::docker::DockerRuntime::open(docker, version, docker_config).await?)
+    if docker.is_none() && config.runtime == Some(RuntimeKind::Process) {
+        tracing::info!("runtime process: as asked; containers run as local processes and their images are not used");
+    }
+    Ok(docker)
+}
+
+/// Opens the chosen runtime on the node's pod range: the docker runtime's
+/// network, or (with `bridge`) the process runtime's node bridge.
+async fn open_runtime(
+    config: &Config,
+    engine: Option<(bollard::Docker, String)>,
+    range: Option<Cidr>,
+    bridge: bool,
+) -> Result<Arc<dyn Runtime>, Error> {
+    let shim = config.shim.clone().ok_or(Error::NoShim)?;
+    if let Some((docker, version)) = engine {
+        let pod_cidr = range.map(|r| r.to_string()).unwrap_or_default();
+        let docker_config = runtime::docker::DockerConfig { node_name: config.node_name.clone(), pod_cidr, pause_binary: shim };
+        return Ok(runtime::docker::DockerRuntime::open(docker, version, docker_config).await?);
+    }
+    let agent_dir = config.data_dir.join("agent");
+    let process = ProcessRuntime::open(agent_dir.join("containers"), shim)?;
+    match range.filter(|_| bridge) {
+        Some(range) => {
+            let net = network::PodNetwork::open(network::bridge::DEFAULT_BRIDGE, range, &agent_dir.join("network")).await?;
+            Ok(Arc::new(process.with_pod_network(Arc::new(net), agent_dir.join("sandboxes"))?))
         }
-        None => {
-            if config.runtime == Some(RuntimeKind::Process) {
-                tracing::info!("runtime process: as asked; containers run as local processes and their images are not used");
-            }
-            let shim = config.shim.clone().ok_or(Error::NoShim)?;
-            Ok(Arc::new(ProcessRuntime::open(config.data_dir.join("agent").join("containers"), shim)?))
-        }
+        None => Ok(Arc::new(process)),
     }
 }
 

@@ -99,6 +99,10 @@ pub struct ShimSpec {
     pub argv: Vec<String>,
     /// The container's whole environment, in order (later entries win).
     pub env: Vec<(String, String)>,
+    /// The pod's network namespace, joined before the command runs;
+    /// `None`: the host's network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<PathBuf>,
 }
 
 /// The shim's entry point: `tinykube shim -- [--id ID]` calls it with what
@@ -168,6 +172,10 @@ fn supervise(args: &ShimSpec) -> Result<(), String> {
         .process_group(0);
     if let Some(dir) = &args.cwd {
         cmd.current_dir(dir);
+    }
+    if let Some(netns) = &args.netns {
+        sys::join_netns_on_exec(&mut cmd, netns)
+            .map_err(|e| format!("cannot open the pod's network namespace {}: {e}", netns.display()))?;
     }
     let mut child = cmd.spawn().map_err(|e| format!("exec: {:?}: {e}", args.argv[0]))?;
     let pid = child.id();

@@ -8,7 +8,8 @@
 //! match. This is what makes adoption after an agent restart safe.
 //!
 //! The shim (see `shim`) also needs two calls of its own: `setsid`, to
-//! leave the agent's session, and a wait that does not reap.
+//! leave the agent's session, and a wait that does not reap; and a pod's
+//! commands join its network namespace (`setns`).
 
 use std::io;
 
@@ -111,6 +112,39 @@ pub fn wait_exited_no_reap(pid: u32) -> io::Result<()> {
             return Err(err);
         }
     }
+}
+
+/// Makes `cmd` join the network namespace `netns` (a file such as
+/// `/run/netns/tk-...` or `/proc/<pid>/ns/net`) in the child, between fork
+/// and exec: the command then sees the pod's interfaces, as `nsenter
+/// --net=<netns> <command>` would run it. The namespace file is opened
+/// here, before the fork, so the child only makes the one system call.
+#[allow(unsafe_code)]
+pub fn join_netns_on_exec(cmd: &mut std::process::Command, netns: &std::path::Path) -> io::Result<()> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let fd: OwnedFd = std::fs::File::open(netns)?.into();
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls setns(2), which is async-signal-safe, on a descriptor the
+    // closure owns (it moves `fd` in, so it stays open until then).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// The network namespace process `pid` is in, when it is not ours: what an
+/// exec into that process's container must join.
+pub fn other_netns(pid: u32) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let theirs = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let (a, b) = (std::fs::metadata(&theirs).ok()?, std::fs::metadata("/proc/self/ns/net").ok()?);
+    ((a.dev(), a.ino()) != (b.dev(), b.ino())).then_some(theirs)
 }
 
 #[cfg(test)]

@@ -74,6 +74,32 @@ impl Cidr {
         Cidr::new(addr, new_prefix)
     }
 
+    /// Whether `addr` lies inside this range.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        addr.is_ipv4() == self.addr.is_ipv4() && mask(addr, self.prefix) == self.addr
+    }
+
+    /// Whether `other` lies wholly inside this range.
+    pub fn covers(&self, other: &Cidr) -> bool {
+        other.prefix >= self.prefix && self.contains(other.addr)
+    }
+
+    /// The `n`-th address of this range, counting the network address as
+    /// 0: `10.244.3.0/24` gives `10.244.3.1` as address 1 (a node's bridge)
+    /// and `None` past its last address.
+    pub fn host(&self, n: u128) -> Option<IpAddr> {
+        let host_bits = u32::from(self.bits() - self.prefix);
+        if host_bits < 128 && n >> host_bits != 0 {
+            return None;
+        }
+        Some(from_u128(self.addr, to_u128(self.addr) | n))
+    }
+
+    /// How many addresses this range holds, saturated at `u128::MAX`.
+    pub fn size(&self) -> u128 {
+        1u128.checked_shl(u32::from(self.bits() - self.prefix)).unwrap_or(u128::MAX)
+    }
+
     /// Which block of `/block.prefix` inside this range `block` is, if it
     /// is exactly one of them: the inverse of [`Cidr::subnet`].
     pub fn index_of(&self, block: &Cidr) -> Option<u64> {
@@ -147,6 +173,21 @@ mod tests {
         for bad in ["10.244.0.0", "10.244.0.0/33", "10.244.0.0/", "x/8", "10.0.0.0/+8", "::/129"] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn addresses_of_a_range() {
+        let r = c("10.244.3.0/24");
+        assert_eq!(r.host(1), Some("10.244.3.1".parse().unwrap()));
+        assert_eq!(r.host(255), Some("10.244.3.255".parse().unwrap()));
+        assert_eq!(r.host(256), None);
+        assert_eq!(r.size(), 256);
+        assert!(r.contains("10.244.3.77".parse().unwrap()));
+        assert!(!r.contains("10.244.4.1".parse().unwrap()));
+        assert!(!r.contains("::1".parse().unwrap()));
+        assert!(c("10.244.0.0/16").covers(&r));
+        assert!(!r.covers(&c("10.244.0.0/16")));
+        assert_eq!(c("fd00::/64").host(2), Some("fd00::2".parse().unwrap()));
     }
 
     #[test]

@@ -37,9 +37,12 @@ pub struct AgentArgs {
     /// answers at DOCKER_HOST or the default socket, else process).
     #[arg(long, value_enum)]
     pub runtime: Option<RuntimeArg>,
-    /// This node's pod range: the docker runtime's bridge network.
-    #[arg(long, default_value = agent::DEFAULT_POD_CIDR)]
-    pub pod_cidr: String,
+    #[command(flatten)]
+    pub network: PodNetworkArgs,
+    /// The cluster's pod range, as the server's `--cluster-cidr`: what
+    /// this host blackholes under the routes to other nodes' pods.
+    #[arg(long, default_value = agent::DEFAULT_CLUSTER_CIDR)]
+    pub cluster_cidr: api::cidr::Cidr,
     /// First restart back-off of a crashed container, in milliseconds.
     #[arg(long, default_value_t = 10_000, hide = true)]
     pub backoff_base_ms: u64,
@@ -48,6 +51,56 @@ pub struct AgentArgs {
     /// well under the server's `--node-monitor-grace-period`.
     #[arg(long, default_value = "10s", value_parser = api::go::parse_duration)]
     pub node_status_update_frequency: Duration,
+}
+
+/// How a node's pods are networked: flags of both `tinykube agent` and
+/// `tinykube server` (for its own node).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PodNetworkArgs {
+    /// This node's pod range, instead of waiting for the one the node IPAM
+    /// controller gives the Node, as the kubelet's flag. Only this node
+    /// uses it: other nodes route to the Node's `spec.podCIDR`, so with
+    /// several nodes leave it to the controller.
+    #[arg(long)]
+    pub pod_cidr: Option<api::cidr::Cidr>,
+    /// How the process runtime networks pods: `bridge`, a network
+    /// namespace per pod on the node bridge `tinykube0` (needs root; the
+    /// default then), or `host`, the host's network (a pod's IP is the
+    /// node's).
+    #[arg(long, value_enum)]
+    pub pod_network: Option<PodNetworkArg>,
+    /// How other nodes' pod ranges are reached, as k3s's flag: `host-gw`
+    /// routes each via its node's InternalIP and blackholes the rest of
+    /// the cluster range (needs root); `none` adds no routes.
+    #[arg(long, value_enum, default_value = "host-gw")]
+    pub flannel_backend: BackendArg,
+}
+
+impl PodNetworkArgs {
+    /// Puts these choices into an agent's config.
+    pub fn apply(&self, config: &mut agent::Config) {
+        config.pod_cidr = self.pod_cidr.map(|c| c.to_string());
+        config.pod_network = self.pod_network.map(|m| match m {
+            PodNetworkArg::Bridge => agent::network::PodNetworkMode::Bridge,
+            PodNetworkArg::Host => agent::network::PodNetworkMode::Host,
+        });
+        config.backend = match self.flannel_backend {
+            BackendArg::HostGw => agent::network::Backend::HostGw,
+            BackendArg::None => agent::network::Backend::None,
+        };
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum PodNetworkArg {
+    Bridge,
+    Host,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BackendArg {
+    HostGw,
+    None,
 }
 
 pub async fn run(args: AgentArgs) -> Result<()> {
@@ -66,7 +119,8 @@ pub async fn run(args: AgentArgs) -> Result<()> {
     config.backoff_base = Duration::from_millis(args.backoff_base_ms);
     config.status_update_period = args.node_status_update_frequency;
     config.runtime = args.runtime.map(Into::into);
-    config.pod_cidr = args.pod_cidr.clone();
+    args.network.apply(&mut config);
+    config.cluster_cidr = args.cluster_cidr.to_string();
     config.ca_pem = ca_pem;
     let cancel = CancellationToken::new();
     let task = tokio::spawn(agent::run(client, config, cancel.clone()));

@@ -50,7 +50,10 @@ pub async fn join(args: JoinArgs) -> Result<()> {
         let t0 = Instant::now();
         let agent = tokio::process::Command::new(&exe)
             .args(["agent", "--server", &url, "--token", &token, "--node-name", &name, "--runtime", "process"])
-            .args(["--listen", "127.0.0.1:0", "--node-ip", "127.0.0.1", "--data-dir"])
+            .args(["--listen", "127.0.0.1:0", "--node-ip", "127.0.0.1"])
+            // Several nodes on one host share its network: no bridge of
+            // their own, no routes between them.
+            .args(["--pod-network", "host", "--flannel-backend", "none", "--data-dir"])
             .arg(dir.join(&name))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

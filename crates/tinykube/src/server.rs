@@ -49,20 +49,18 @@ pub struct ServerArgs {
     /// Engine answers at DOCKER_HOST or the default socket, else process).
     #[arg(long, value_enum)]
     pub runtime: Option<RuntimeArg>,
-    /// The local node's pod range: the docker runtime's bridge network.
-    #[arg(long, default_value = agent::DEFAULT_POD_CIDR)]
-    pub pod_cidr: String,
+    /// The address other hosts reach the local node at (its
+    /// `InternalIP`); its agent then listens there too.
+    #[arg(long)]
+    pub node_ip: Option<std::net::IpAddr>,
+    #[command(flatten)]
+    pub network: crate::agent_cmd::PodNetworkArgs,
     /// Run only the control plane, no local agent.
     #[arg(long)]
     pub no_agent: bool,
     /// The local node's name (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
-    /// The local node's address, which other hosts reach it and its pods
-    /// at (default 127.0.0.1, a node for this host alone); its agent then
-    /// serves logs and exec there, as `tinykube agent --node-ip` does.
-    #[arg(long)]
-    pub node_ip: Option<std::net::IpAddr>,
     /// Seconds between compactions of the store's history (watches from an
     /// older resourceVersion then get 410 Expired), as kube-apiserver's
     /// `--etcd-compaction-interval`.
@@ -237,20 +235,20 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     tasks.spawn(named("csr-signer", controllers::certificates::run(controller_manager, signer, cancel.clone())));
     if !args.no_agent {
         let node_name = args.node_name.clone().unwrap_or_else(hostname);
-        let defaults = agent::Config::new(&node_name, data_dir.clone());
-        let node_ip = args.node_ip.unwrap_or(defaults.node_ip);
-        let config = agent::Config {
+        let mut config = agent::Config {
             node_name: node_name.clone(),
-            node_ip,
-            // The api-server dials the agent at the node's address.
-            listen: SocketAddr::new(node_ip, defaults.listen.port()),
             backoff_base: Duration::from_millis(args.backoff_base_ms),
             status_update_period: args.node_status_update_frequency,
             runtime: args.runtime.map(Into::into),
-            pod_cidr: args.pod_cidr.clone(),
+            cluster_cidr: args.cluster.cluster_cidr.to_string(),
             ca_pem: ca.clone(),
-            ..defaults
+            ..agent::Config::new(&node_name, data_dir.clone())
         };
+        args.network.apply(&mut config);
+        if let Some(ip) = args.node_ip {
+            config.node_ip = ip;
+            config.listen = SocketAddr::new(ip, 0);
+        }
         let node_client = as_user(&format!("system:node:{node_name}"), &["system:nodes"])?;
         tasks.spawn(named("agent", agent::run(node_client, config, cancel.clone())));
     }

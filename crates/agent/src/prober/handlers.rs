@@ -330,7 +330,7 @@ mod tests {
     #[tokio::test]
     async fn exec_succeeds_on_exit_zero_and_fails_with_the_output_otherwise() {
         async fn exec(command: &[String], env: &[(String, String)], _dir: Option<&str>, timeout: Duration) -> Outcome {
-            let ctx = crate::runtime::hostexec::Context { env: env.to_vec(), working_dir: None };
+            let ctx = crate::runtime::hostexec::Context { env: env.to_vec(), working_dir: None, netns: None };
             super::exec(command, crate::runtime::hostexec::exec_sync(command, &ctx, timeout, MAX_OUTPUT).await)
         }
         let sh = |script: &str| vec!["sh".to_string(), "-c".to_string(), script.to_string()];

@@ -30,6 +30,9 @@ const CHUNK: usize = 32 * 1024;
 pub struct Context {
     pub env: Vec<(String, String)>,
     pub working_dir: Option<String>,
+    /// The process's network namespace when it is not the agent's (a pod
+    /// on the node bridge): the command joins it.
+    pub netns: Option<std::path::PathBuf>,
 }
 
 impl Context {
@@ -47,7 +50,7 @@ impl Context {
             })
             .collect();
         let working_dir = std::fs::read_link(format!("/proc/{pid}/cwd")).ok().map(|p| p.display().to_string());
-        Ok(Context { env, working_dir })
+        Ok(Context { env, working_dir, netns: sys::other_netns(pid) })
     }
 }
 
@@ -68,6 +71,12 @@ fn command(argv: &[String], ctx: &Context) -> tokio::process::Command {
     cmd.args(&argv[1..]).env_clear().envs(ctx.env.iter().map(|(k, v)| (k, v))).process_group(0).kill_on_drop(true);
     if let Some(dir) = &ctx.working_dir {
         cmd.current_dir(dir);
+    }
+    if let Some(netns) = &ctx.netns {
+        // A namespace that vanished makes the spawn fail with its error.
+        if let Err(e) = sys::join_netns_on_exec(cmd.as_std_mut(), netns) {
+            tracing::warn!(netns = %netns.display(), error = %e, "cannot open the container's network namespace");
+        }
     }
     cmd
 }

@@ -7,8 +7,20 @@
 //! the command in a process group of its own, so that a stop signal reaches
 //! everything the command forked, writes its output to the container's log
 //! file in the CRI format, and records how it ended in an *exit file*. The
-//! image is recorded but not used: there is no filesystem isolation, no
-//! network namespace and no resource limit.
+//! image is recorded but not used: there is no filesystem isolation and no
+//! resource limit.
+//!
+//! # The pod's network
+//!
+//! Given a [`PodNetwork`] (the agent runs as root with `--pod-network
+//! bridge`), each pod's sandbox is a network namespace on the node bridge
+//! with an address from the node's pod range, and every container of the
+//! pod is started inside it (the shim joins it before it execs the
+//! command). The sandbox is a JSON record under the sandboxes directory
+//! (`<id>.json`: pod, attempt, namespace, address), so a restarted agent
+//! finds the namespaces its pods run in. Without one, or for a
+//! `hostNetwork` pod, the pod shares the host's network and its IP is the
+//! node's.
 //!
 //! # Surviving an agent restart
 //!
@@ -47,9 +59,12 @@ use super::{
     ContainerConfig, ContainerEvent, ContainerState, ContainerStatus, ExecRequest, ExecSession, ExecSync, PodRef, RegistryAuth, Runtime,
     RuntimeError, SandboxConfig, SandboxState, SandboxStatus,
 };
+use crate::network::{bridge, Attachment, PodNetwork};
 use crate::shim::{ExitRecord, Handshake, ShimSpec};
 use crate::sys;
 
+/// The runtime's `containerRuntimeVersion`.
+pub const VERSION: &str = "process://0.1";
 /// How often an adopted shim (or container) is checked for.
 const ADOPTED_POLL: Duration = Duration::from_millis(250);
 /// How long to wait for a process to vanish after SIGKILL before giving up.
@@ -140,6 +155,21 @@ pub struct ProcessRuntime {
     /// Cancelled on drop: stops the tasks that watch shims, without
     /// touching the processes.
     closed: CancellationToken,
+    /// The node bridge pods get namespaces on, and where their sandbox
+    /// records live; `None`: pods share the host's network.
+    network: Option<(Arc<PodNetwork>, PathBuf)>,
+}
+
+/// The on-disk record of one pod's sandbox with a network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SandboxFile {
+    pod: PodRef,
+    attempt: i32,
+    #[serde(flatten)]
+    network: Attachment,
+    /// False once stopped: the namespace is gone, the record stays until
+    /// the sandbox is removed (CRI's NotReady).
+    ready: bool,
 }
 
 impl std::fmt::Debug for ProcessRuntime {
@@ -174,9 +204,47 @@ impl ProcessRuntime {
             containers: Mutex::new(HashMap::new()),
             events,
             closed: CancellationToken::new(),
+            network: None,
         };
         runtime.adopt_all()?;
         Ok(runtime)
+    }
+
+    /// Gives every pod that does not use the host's network a namespace on
+    /// `network`, recording sandboxes under `sandbox_dir`.
+    pub fn with_pod_network(mut self, network: Arc<PodNetwork>, sandbox_dir: impl Into<PathBuf>) -> Result<Self, RuntimeError> {
+        let dir = sandbox_dir.into();
+        std::fs::create_dir_all(&dir)?;
+        self.network = Some((network, dir));
+        Ok(self)
+    }
+
+    fn sandbox_path(&self, id: &str) -> Option<PathBuf> {
+        self.network.as_ref().map(|(_, dir)| dir.join(format!("{id}.json")))
+    }
+
+    fn read_sandbox(&self, id: &str) -> Option<SandboxFile> {
+        let path = self.sandbox_path(id)?;
+        std::fs::read(path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok())
+    }
+
+    fn write_sandbox(&self, id: &str, record: &SandboxFile) -> Result<(), RuntimeError> {
+        let Some(path) = self.sandbox_path(id) else { return Ok(()) };
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(record).map_err(std::io::Error::other)?)?;
+        std::fs::rename(tmp, path)?;
+        Ok(())
+    }
+
+    fn sandbox_status(id: &str, record: &SandboxFile) -> SandboxStatus {
+        let ready = record.ready && bridge::netns_exists(&record.network);
+        SandboxStatus {
+            id: id.to_string(),
+            pod: record.pod.clone(),
+            attempt: record.attempt,
+            state: if ready { SandboxState::Ready } else { SandboxState::NotReady },
+            ip: Some(record.network.ip.to_string()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Entry>>> {
@@ -318,6 +386,7 @@ impl ProcessRuntime {
             cwd: config.working_dir.as_ref().map(PathBuf::from),
             argv: config.argv(),
             env: container_env(&config.pod, &config.env),
+            netns: self.read_sandbox(&config.sandbox_id).filter(|r| r.ready).map(|r| r.network.netns_path()),
         };
         let mut cmd = tokio::process::Command::new(shim_program(&self.shim));
         cmd.arg0(&self.shim)
@@ -407,25 +476,50 @@ async fn wait_exited(entry: &Entry, limit: Duration) -> bool {
 #[async_trait::async_trait]
 impl Runtime for ProcessRuntime {
     fn version(&self) -> String {
-        "process://0.1".into()
+        VERSION.into()
     }
 
-    // The process runtime has no sandbox: a pod shares the host's network
-    // (its IP is the node's) and nothing needs making or removing. Its
-    // sandbox id names the pod, so its status needs no record.
+    // A pod on the host's network has nothing to make or remove: its
+    // sandbox id names the pod, so its status needs no record. A pod on
+    // the node bridge gets its namespace here (see the module docs).
     async fn run_pod_sandbox(&self, config: SandboxConfig) -> Result<String, RuntimeError> {
-        Ok(format!("{SANDBOX_PREFIX}{}", config.pod.uid))
+        let id = format!("{SANDBOX_PREFIX}{}", config.pod.uid);
+        let Some((network, _)) = self.network.as_ref().filter(|_| !config.host_network) else {
+            return Ok(id);
+        };
+        let attachment = network.attach(&config.pod.uid).await.map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let record = SandboxFile { pod: config.pod.clone(), attempt: config.attempt, network: attachment, ready: true };
+        if let Err(e) = self.write_sandbox(&id, &record) {
+            network.detach(&config.pod.uid, &record.network).await;
+            return Err(e);
+        }
+        Ok(id)
     }
 
-    async fn stop_pod_sandbox(&self, _id: &str) -> Result<(), RuntimeError> {
+    async fn stop_pod_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
+        let (Some((network, _)), Some(mut record)) = (self.network.as_ref(), self.read_sandbox(id)) else {
+            return Ok(());
+        };
+        if record.ready {
+            network.detach(&record.pod.uid, &record.network).await;
+            record.ready = false;
+            self.write_sandbox(id, &record)?;
+        }
         Ok(())
     }
 
-    async fn remove_pod_sandbox(&self, _id: &str) -> Result<(), RuntimeError> {
+    async fn remove_pod_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
+        self.stop_pod_sandbox(id).await?;
+        if let Some(path) = self.sandbox_path(id) {
+            remove_file_if_exists(&path);
+        }
         Ok(())
     }
 
     async fn pod_sandbox_status(&self, id: &str) -> Result<SandboxStatus, RuntimeError> {
+        if let Some(record) = self.read_sandbox(id) {
+            return Ok(Self::sandbox_status(id, &record));
+        }
         let uid = id.strip_prefix(SANDBOX_PREFIX).ok_or_else(|| RuntimeError::NotFound(id.to_string()))?;
         let pod = self.lock().values().map(|e| e.config.pod.clone()).find(|p| p.uid == uid);
         let pod = pod.unwrap_or(PodRef { uid: uid.to_string(), ..Default::default() });
@@ -433,7 +527,16 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn list_pod_sandboxes(&self) -> Vec<SandboxStatus> {
-        Vec::new()
+        let Some((_, dir)) = &self.network else { return Vec::new() };
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let Some(id) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".json")) else { continue };
+            if let Some(record) = self.read_sandbox(id) {
+                all.push(Self::sandbox_status(id, &record));
+            }
+        }
+        all
     }
 
     async fn image_status(&self, image: &str) -> Result<Option<String>, RuntimeError> {
@@ -950,6 +1053,7 @@ mod tests {
             cwd: None,
             argv: vec!["sh".into(), "-c".into(), "sleep 0.5; echo late; exit 4".into()],
             env: vec![("PATH".into(), std::env::var("PATH").unwrap())],
+            netns: None,
         };
         let spec_file = dir.path().join("spec.json");
         std::fs::write(&spec_file, serde_json::to_vec(&spec).unwrap()).unwrap();
