@@ -4,9 +4,10 @@
 //! builds the node image from `deploy/node.Dockerfile` (the binary on the
 //! local `tinykube.local/node:1`; here the debug binary the harness builds,
 //! through the file's `TINYKUBE_BIN`, which spares CI a release build),
-//! `kubectl` on this host reads the
-//! kubeconfig the server wrote into a host folder and sees four Ready
-//! nodes; a Deployment's pods run on the agents, inside their containers;
+//! `kubectl` on this host reads the kubeconfig the server wrote into a
+//! host folder and sees four Ready nodes; a Deployment's pods run on the agents, inside their containers,
+//! with addresses from their nodes' ranges that reach each other across
+//! the containers (`--pod-network bridge --flannel-backend host-gw`);
 //! an agent stopped with `compose stop` is a host gone, and its pods move.
 //!
 //! The copy of the cluster is the test's own: a compose project `tk<pid>`,
@@ -272,7 +273,20 @@ fn compose_runs_a_server_and_three_agents_whose_pods_move_when_one_stops() -> Re
         assert!(node.starts_with("agent-"), "{node}");
         let ip = nodes.iter().find(|(n, _)| *n == node).map(|(_, ip)| ip.as_str());
         assert_eq!(p["status"]["hostIP"].as_str(), ip, "the pod's hostIP is its node's address");
+        // --pod-network bridge: an address from the node's own range.
+        let cidr = kubectl.get_json(&["node", &node])?["spec"]["podCIDR"].as_str().unwrap_or_default().to_string();
+        let prefix = cidr.strip_suffix(".0/24").map(|p| format!("{p}.")).unwrap_or(cidr.clone());
+        let pod_ip = p["status"]["podIP"].as_str().unwrap_or_default();
+        assert!(cidr.starts_with("10.244.") && pod_ip.starts_with(&prefix), "pod IP {pod_ip} on {node} ({cidr})");
     }
+    // Pod to pod across hosts: host-gw routes between the containers.
+    let (from, to) = {
+        let first = &running[0];
+        let other = running.iter().find(|p| node_of(p) != node_of(first)).context("pods on two agents")?;
+        (first["metadata"]["name"].as_str().unwrap_or_default(), other["status"]["podIP"].as_str().unwrap_or_default())
+    };
+    let ping = kubectl.ok(&["exec", from, "--", "/bin/busybox", "ping", "-c", "1", "-W", "5", to])?;
+    assert!(ping.contains("1 packets received"), "{ping}");
     // The pods' processes run inside their agent's container (the image is
     // not used: the process runtime runs the command in the node's root).
     let on = |agent: &str| running.iter().filter(|p| node_of(p) == agent).count();
