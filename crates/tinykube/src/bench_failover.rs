@@ -3,8 +3,8 @@
 //!
 //! One server without a local agent, its node timers shortened by flags
 //! (the bench's own, passed on); three `tinykube agent` processes on this
-//! host join it (process runtime, loopback), and a Deployment spreads over
-//! them. Each round SIGKILLs the agent with the most of its pods — a host
+//! host join it (process runtime, loopback, pods on the host's network),
+//! and a Deployment spreads over them. Each round SIGKILLs the agent with the most of its pods — a host
 //! gone silent, as far as the control plane can tell — and follows
 //! watches on nodes and pods to time the chain upstream's controllers
 //! make, one part after another:
@@ -205,6 +205,9 @@ async fn run(server: &BenchServer, args: &FailoverArgs, marker: &str) -> Result<
                 .into_iter()
                 .map(String::from)
                 .chain(["--listen".into(), "127.0.0.1:0".into(), "--node-ip".into(), "127.0.0.1".into()])
+                // Three nodes on one host: pods on the host's network, and
+                // no routes, which would be this host's own.
+                .chain(["--pod-network", "host", "--flannel-backend", "none"].map(String::from))
                 .chain(["--node-status-update-frequency".into(), go_ms(args.node_status_update_frequency)])
                 .collect(),
             name,
