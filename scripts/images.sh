@@ -168,6 +168,7 @@ upstream_version() {
 # each applet at its usual place, and the users root and nobody.
 busybox_root() {
   local root=$1
+  [[ -n $root && $(realpath -m "$root") != / ]] || die "busybox_root: refusing to build in '$root'"
   mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,proc,sys,dev}
   install -m 0755 /bin/busybox "$root/bin/busybox"
   # Absolute symlinks /bin/sh -> /bin/busybox etc., at each applet's usual
@@ -176,6 +177,9 @@ busybox_root() {
     die "busybox --install failed (is /bin/busybox the static busybox-static one?)"
   rm -f "$root/linuxrc"
   [[ -L $root/bin/sh && -L $root/usr/bin/wget ]] || die "busybox --install made no /bin/sh or /usr/bin/wget"
+  # Replace, never write through: a symlink or hard link left here must not
+  # carry the writes onto the host's own files.
+  rm -f "$root/etc/passwd" "$root/etc/group"
   cat >"$root/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false
@@ -265,6 +269,7 @@ build_node() {
     [[ -e $libdir/$lib ]] || die "$libdir/$lib is missing"
     cp -L "$libdir/$lib" "$root$libdir/$lib"
   done
+  rm -f "$root/etc/nsswitch.conf"
   cat >"$root/etc/nsswitch.conf" <<'EOF'
 hosts: files dns
 EOF
