@@ -205,8 +205,14 @@ fn joined_agents_ride_out_a_server_restart_and_their_pods_keep_running() -> Resu
     after.retain(|pid| before.contains(pid));
     after.sort_unstable();
     assert_eq!(after, before, "the four pods' processes ran on through the restart");
-    let pods = cluster.get_json(&["pods", "-l", "app=ride"])?;
-    for pod in pods["items"].as_array().context("pods")? {
+    // The fifth pod's process can run before its agent has written the
+    // status that says so: wait for all five to be Running.
+    let pods = cluster.wait_for("5 pods Running", Duration::from_secs(30), || {
+        let pods = cluster.get_json(&["pods", "-l", "app=ride"]).ok()?;
+        let items = pods["items"].as_array()?;
+        (items.len() == 5 && items.iter().all(tinykube_tests::is_running_and_ready)).then(|| items.clone())
+    })?;
+    for pod in &pods {
         assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0, "{pod}");
     }
     cluster.ok(&["delete", "deployment", "ride"])?;

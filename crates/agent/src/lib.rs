@@ -285,6 +285,12 @@ pub async fn run(client: Client, config: Config, cancel: CancellationToken) -> R
         },
         None => None,
     };
+    if let Some(range) = range.filter(|r| !cluster_cidr.covers(r)) {
+        tracing::warn!(
+            %range, cluster_cidr = %cluster_cidr,
+            "this node's pod range is outside --cluster-cidr: give the agent the server's --cluster-cidr, or the blackhole does not cover the cluster's pods"
+        );
+    }
     let runtime = open_runtime(&config, engine, range, bridge).await?;
     let mut background = tokio::task::JoinSet::new();
     if config.backend == network::Backend::HostGw && needs_range {
