@@ -220,3 +220,71 @@ fn joined_agents_ride_out_a_server_restart_and_their_pods_keep_running() -> Resu
         .wait_for("the pods' processes to end", Duration::from_secs(30), || tinykube_tests::pids_with(&marker).is_empty().then_some(()))?;
     Ok(())
 }
+
+/// A person's client certificate, the way a cluster admin hands one out:
+/// a CSR for `kubernetes.io/kube-apiserver-client` stays Pending (no
+/// controller approves those), `kubectl certificate approve` approves it
+/// through the `/approval` subresource, the signer issues it, and the
+/// certificate authenticates its subject (who, without RBAC roles, may not
+/// list pods: a 403 naming the user). `deny` leaves a request unsigned.
+#[test]
+fn kubectl_certificate_approve_and_deny_a_users_request() -> Result<()> {
+    if !require_tool("kubectl", Kubectl::available(), "install kubectl 1.32 and put it on the PATH") {
+        return Ok(());
+    }
+    let cluster = Cluster::start_with(&["--no-agent"])?;
+    let kubectl = Kubectl::new(&cluster)?;
+    let dir = tempfile::tempdir()?;
+    for user in ["alice", "bob"] {
+        let (csr_pem, key_pem) = api::pki::make_csr(user, &["devs"])?;
+        std::fs::write(dir.path().join(format!("{user}.key")), key_pem)?;
+        let manifest = serde_json::json!({
+            "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+            "metadata": {"name": user},
+            "spec": {"request": base64_encode(csr_pem.as_bytes()), "signerName": "kubernetes.io/kube-apiserver-client", "usages": ["client auth"]},
+        });
+        cluster.apply(&manifest.to_string())?;
+    }
+    let condition = |name: &str| -> Result<String> { kubectl.ok(&["get", "csr", name, "-o", "jsonpath={.status.conditions[*].type}"]) };
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(condition("alice")?, "", "a user's request waits for a person");
+
+    kubectl.ok(&["certificate", "approve", "alice"])?;
+    kubectl.ok(&["certificate", "deny", "bob"])?;
+    let cert = cluster.wait_for("alice's certificate", Duration::from_secs(10), || {
+        kubectl.ok(&["get", "csr", "alice", "-o", "jsonpath={.status.certificate}"]).ok().filter(|c| !c.is_empty())
+    })?;
+    assert_eq!(condition("alice")?, "Approved");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(condition("bob")?, "Denied");
+    assert_eq!(kubectl.ok(&["get", "csr", "bob", "-o", "jsonpath={.status.certificate}"])?, "", "a denied request is not signed");
+
+    let crt = dir.path().join("alice.crt");
+    std::fs::write(&crt, base64_decode(cert.trim())?)?;
+    let key = dir.path().join("alice.key");
+    // Alice's own kubectl: her certificate and key, the cluster's CA.
+    let mut alice = std::process::Command::new("kubectl");
+    alice
+        .args(["get", "pods", "--kubeconfig", "/dev/null", "--server", &cluster.url()])
+        .arg("--certificate-authority")
+        .arg(cluster.data_dir.path().join("tls/ca.crt"))
+        .arg("--client-certificate")
+        .arg(&crt)
+        .arg("--client-key")
+        .arg(&key);
+    let out = tinykube_tests::run_with_timeout(alice, Duration::from_secs(20))?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("User \"alice\" cannot list resource \"pods\""), "{stderr}");
+    Ok(())
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn base64_decode(text: &str) -> Result<Vec<u8>> {
+    use base64::Engine;
+    Ok(base64::engine::general_purpose::STANDARD.decode(text)?)
+}

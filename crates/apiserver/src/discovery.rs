@@ -90,6 +90,9 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
         if r.has_status {
             resources.push(sub(r, "status", r.kind, &["get", "patch", "update"]));
         }
+        if r.resource == "certificatesigningrequests" {
+            resources.push(sub(r, "approval", r.kind, &["get", "update"]));
+        }
         if matches!(r.resource, "deployments" | "replicasets" | "statefulsets") {
             let mut scale = sub(r, "scale", "Scale", &["get", "patch", "update"]);
             scale["group"] = json!("autoscaling");

@@ -693,6 +693,25 @@ async fn resource(
             Method::PATCH => patch_response(reg, info, &namespace, &name, Op::UpdateStatus, &query, req).await,
             _ => Err(not_allowed()),
         },
+        // `kubectl certificate approve|deny`: the approval conditions of a
+        // CSR, and nothing else of it, as upstream's approval strategy.
+        (Some(name), Some("approval")) if info.resource == "certificatesigningrequests" => match method {
+            Method::GET => Ok(h::json(StatusCode::OK, &reg.get(info, &namespace, &name).await?)),
+            Method::PUT => {
+                let opts = write_options(&query, WriteKind::Update)?;
+                let (body, warnings) = read_object(req, info, &opts).await?;
+                check_name(&body, &name)?;
+                let stored = reg.get(info, &namespace, &name).await?;
+                let merged = with_approval_conditions(&stored, &body);
+                let written = reg.update(info, &namespace, merged, Op::UpdateStatus, &opts).await?;
+                let mut resp = h::json(StatusCode::OK, &written.object);
+                for w in warnings.iter().chain(&written.warnings) {
+                    add_warning(&mut resp, w);
+                }
+                Ok(resp)
+            }
+            _ => Err(not_allowed()),
+        },
         (Some(name), Some("scale")) if matches!(info.resource, "deployments" | "replicasets" | "statefulsets") => {
             scale(reg, info, &namespace, &name, &query, req).await
         }
@@ -1133,9 +1152,39 @@ async fn logs(reg: &Registry, ns: &str, pod: &str, query: &Query) -> Result<Resp
     Ok(Response::builder().header(header::CONTENT_TYPE, "text/plain").body(h::streaming(body)).expect("static response"))
 }
 
+/// The stored CSR with the approval conditions (`Approved`, `Denied`) of
+/// `body` and every other condition as stored; the body's metadata, so its
+/// resourceVersion guards the write.
+fn with_approval_conditions(stored: &Value, body: &Value) -> Value {
+    let is_approval = |c: &&Value| matches!(c["type"].as_str(), Some("Approved" | "Denied"));
+    let conditions = |obj: &Value| obj["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let mut kept: Vec<Value> = conditions(stored).iter().filter(|c| !is_approval(c)).cloned().collect();
+    kept.extend(conditions(body).iter().filter(is_approval).cloned());
+    let mut merged = stored.clone();
+    merged["metadata"] = body["metadata"].clone();
+    if !merged["status"].is_object() {
+        merged["status"] = json!({});
+    }
+    merged["status"]["conditions"] = Value::Array(kept);
+    merged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_approval_write_changes_only_the_approval_conditions() {
+        let stored = json!({"metadata": {"name": "c", "resourceVersion": "5"}, "spec": {"signerName": "s"},
+            "status": {"certificate": "Y2VydA==", "conditions": [{"type": "Failed", "status": "True"}]}});
+        let body = json!({"metadata": {"name": "c", "resourceVersion": "5"}, "spec": {"signerName": "other"},
+            "status": {"certificate": "", "conditions": [{"type": "Approved", "status": "True"}, {"type": "Failed", "status": "False"}]}});
+        let merged = with_approval_conditions(&stored, &body);
+        assert_eq!(merged["spec"], stored["spec"]);
+        assert_eq!(merged["status"]["certificate"], "Y2VydA==");
+        assert_eq!(merged["status"]["conditions"], json!([{"type": "Failed", "status": "True"}, {"type": "Approved", "status": "True"}]));
+        assert_eq!(merged["metadata"]["resourceVersion"], "5");
+    }
 
     fn resource(path: &str) -> (String, String, Option<String>, Option<String>) {
         match parse_target(path).unwrap() {

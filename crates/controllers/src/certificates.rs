@@ -8,8 +8,11 @@
 //!   client certificate and was made by a bootstrapper (a node renewing its
 //!   own certificate is approved too); anything else is left for a human
 //!   (`kubectl certificate approve`).
-//! - **csrsigning** signs approved requests of the signers it serves with
-//!   the cluster CA and puts the certificate in `status.certificate`.
+//! - **csrsigning** signs approved requests of the signers it serves
+//!   (kubelets' client certificates, and `kubernetes.io/kube-apiserver-client`
+//!   for users, once someone approved them through the CSR's `/approval`
+//!   subresource) with the cluster CA and puts the certificate in
+//!   `status.certificate`.
 //!
 //! tinykube runs both in one reconcile, over a CSR informer. It is
 //! level-triggered and idempotent: a CSR already approved is not approved
@@ -25,6 +28,14 @@ use k8s_openapi::ByteString;
 use tokio_util::sync::CancellationToken;
 
 pub use api::pki::KUBELET_CLIENT_SIGNER;
+
+/// Upstream's signer of client certificates for users of the api-server,
+/// which only a person approves (`kubectl certificate approve`).
+pub const APISERVER_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
+
+/// The signers csrsigning serves, both with the cluster CA as kube-controller-manager's
+/// `--cluster-signing-cert-file` serves them.
+const SIGNERS: [&str; 2] = [KUBELET_CLIENT_SIGNER, APISERVER_CLIENT_SIGNER];
 
 /// What the approver decides about one request.
 #[derive(Debug, PartialEq, Eq)]
@@ -107,7 +118,7 @@ pub async fn reconcile(api: &Api<CertificateSigningRequest>, ca: &Ca, csr: &Cert
             });
         tracing::info!(csr = %name, "approved a kubelet client certificate request");
     }
-    if csr.spec.signer_name == KUBELET_CLIENT_SIGNER {
+    if SIGNERS.contains(&csr.spec.signer_name.as_str()) {
         let pem = std::str::from_utf8(&csr.spec.request.0).unwrap_or_default().to_string();
         match ca.sign_csr(&pem, Usage::Client) {
             Ok(cert) => {
