@@ -585,6 +585,27 @@ fn host_network_defaults<S: AsRef<str>>(extra_args: &[S]) -> Vec<String> {
     args
 }
 
+/// Polls `check` every 200 ms until it returns `Some`, for at most
+/// `timeout`. An error from `check` counts as "not yet" (a server being
+/// restarted, a command that fails for a moment); the last one is in the
+/// timeout's message.
+pub fn wait<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        match check() {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last = Some(e),
+        }
+        if Instant::now() > deadline {
+            let why = last.map(|e| format!(" (last error: {e:#})")).unwrap_or_default();
+            bail!("timed out after {timeout:?} waiting for {what}{why}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Sends a signal to a process.
 #[allow(unsafe_code)]
 pub fn signal(pid: u32, sig: i32) {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 use tinykube_tests::docker::{engine_version, require_image};
-use tinykube_tests::{e2e_required, is_running_and_ready, require_tool, run_with_timeout, tinykube_bin, Kubectl};
+use tinykube_tests::{e2e_required, is_running_and_ready, require_tool, run_with_timeout, tinykube_bin, wait, Kubectl};
 
 /// The base image `scripts/images.sh node` builds.
 const NODE_IMAGE: &str = "tinykube.local/node:1";
@@ -114,24 +114,6 @@ impl Drop for Project {
             eprintln!("compose down failed: {e:#}");
         }
         let _ = Command::new("docker").args(["image", "rm", "-f", &self.image]).output();
-    }
-}
-
-/// Polls `check` every 500 ms until it returns `Some`, for at most `timeout`.
-fn wait<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    let mut last = None;
-    loop {
-        match check() {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => {}
-            Err(e) => last = Some(e),
-        }
-        if Instant::now() > deadline {
-            let why = last.map(|e| format!(" (last error: {e:#})")).unwrap_or_default();
-            bail!("timed out after {timeout:?} waiting for {what}{why}");
-        }
-        std::thread::sleep(Duration::from_millis(500));
     }
 }
 

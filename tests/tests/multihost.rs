@@ -27,9 +27,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::Value;
-use tinykube_tests::{hosts, is_running_and_ready, pids_with, require_tool, tinykube_bin, token, Cluster, Hosts, Kubectl};
+use tinykube_tests::{hosts, is_running_and_ready, pids_with, require_tool, tinykube_bin, token, wait, Cluster, Hosts, Kubectl};
 
 /// The agents' hosts and node names; host 0 runs the server.
 const AGENTS: [(usize, &str); 3] = [(1, "h1"), (2, "h2"), (3, "h3")];
@@ -107,18 +107,6 @@ fn running_by_node(pods: &[Value]) -> BTreeMap<String, BTreeSet<String>> {
         by_node.entry(node_of(p).to_string()).or_default().insert(name_of(p));
     }
     by_node
-}
-
-/// Polls `check` every 200 ms until it returns `Some`, for at most `timeout`.
-fn wait<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check()? {
-            return Ok(v);
-        }
-        ensure!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// A node's Ready condition status (`True`, `False`, `Unknown`).

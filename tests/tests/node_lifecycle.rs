@@ -14,9 +14,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use serde_json::Value;
-use tinykube_tests::{is_running_and_ready, pids_with, require_tool, signal, ticker_deployment, token, Cluster, Kubectl};
+use tinykube_tests::{is_running_and_ready, pids_with, require_tool, signal, ticker_deployment, token, wait, Cluster, Kubectl};
 
 /// Kills the test's container processes when the test ends, however it
 /// ends: those of an agent killed with SIGKILL have nobody else to stop them.
@@ -42,18 +42,6 @@ fn node_of(pod: &Value) -> &str {
 
 fn name_of(pod: &Value) -> String {
     pod["metadata"]["name"].as_str().unwrap_or_default().to_string()
-}
-
-/// Polls `check` every 200 ms until it returns `Some`, for at most `timeout`.
-fn wait<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check()? {
-            return Ok(v);
-        }
-        ensure!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]

@@ -354,6 +354,18 @@ impl BenchServer {
         Ok(BenchServer { child, pid, base, dir })
     }
 
+    /// The arguments of a `tinykube agent` that joins this server as node
+    /// `name`, on this host (loopback, the process runtime). Several such
+    /// nodes share the host's network: their pods are on it, and none of
+    /// them adds routes. `--data-dir` is left to the caller.
+    pub(crate) fn local_agent_args(&self, name: &str) -> Result<Vec<String>> {
+        let token = std::fs::read_to_string(self.dir.join("token")).context("the server's join token")?;
+        let args = ["agent", "--server", &self.base, "--token", token.trim(), "--node-name", name, "--runtime", "process"]
+            .into_iter()
+            .chain(["--listen", "127.0.0.1:0", "--node-ip", "127.0.0.1", "--pod-network", "host", "--flannel-backend", "none"]);
+        Ok(args.map(String::from).collect())
+    }
+
     pub(crate) async fn stop(mut self) {
         crate::signal_process(self.pid, libc::SIGTERM);
         let _ = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;

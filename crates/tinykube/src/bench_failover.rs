@@ -186,7 +186,6 @@ pub async fn failover(args: FailoverArgs) -> Result<()> {
 
 async fn run(server: &BenchServer, args: &FailoverArgs, marker: &str) -> Result<()> {
     let client = admin_client(&server.dir).await?;
-    let token = std::fs::read_to_string(server.dir.join("token"))?.trim().to_string();
     println!(
         "timers: --node-monitor-grace-period {:?} --node-monitor-period {:?} --default-unreachable-toleration-seconds {} \
          --node-status-update-frequency {:?} (upstream 1.32: 50s, 5s, 300, 10s)",
@@ -201,13 +200,9 @@ async fn run(server: &BenchServer, args: &FailoverArgs, marker: &str) -> Result<
         let name = format!("{APP}-{i}");
         let mut agent = BenchAgent {
             dir: server.dir.join(&name),
-            args: ["agent", "--server", &server.base, "--token", &token, "--node-name", &name, "--runtime", "process"]
+            args: server
+                .local_agent_args(&name)?
                 .into_iter()
-                .map(String::from)
-                .chain(["--listen".into(), "127.0.0.1:0".into(), "--node-ip".into(), "127.0.0.1".into()])
-                // Three nodes on one host: pods on the host's network, and
-                // no routes, which would be this host's own.
-                .chain(["--pod-network", "host", "--flannel-backend", "none"].map(String::from))
                 .chain(["--node-status-update-frequency".into(), go_ms(args.node_status_update_frequency)])
                 .collect(),
             name,

@@ -36,9 +36,8 @@ pub struct JoinArgs {
 pub async fn join(args: JoinArgs) -> Result<()> {
     let exe = std::env::current_exe()?;
     let server = BenchServer::start("join").await?;
-    let (dir, url) = (server.dir.clone(), server.base.clone());
+    let dir = server.dir.clone();
     let client = admin_client(&dir).await?;
-    let token = std::fs::read_to_string(dir.join("token"))?.trim().to_string();
 
     let mut agents = Vec::new();
     let mut joins = Vec::new();
@@ -49,11 +48,8 @@ pub async fn join(args: JoinArgs) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let t0 = Instant::now();
         let agent = tokio::process::Command::new(&exe)
-            .args(["agent", "--server", &url, "--token", &token, "--node-name", &name, "--runtime", "process"])
-            .args(["--listen", "127.0.0.1:0", "--node-ip", "127.0.0.1"])
-            // Several nodes on one host share its network: no bridge of
-            // their own, no routes between them.
-            .args(["--pod-network", "host", "--flannel-backend", "none", "--data-dir"])
+            .args(server.local_agent_args(&name)?)
+            .arg("--data-dir")
             .arg(dir.join(&name))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

@@ -78,18 +78,29 @@ pub async fn run(client: Client, me: String, cluster: Cidr, cancel: Cancellation
     let informer = Informer::spawn(Api::<Node>::all(client), ListParams::default(), cancel.child_token(), move |_| notify.notify_one());
     let mut installed: BTreeMap<Cidr, IpAddr> = BTreeMap::new();
     allow_forwarding(cluster).await;
+    // Every heartbeat of every node is a Node change; only a change of the
+    // routes wanted, or the periodic pass, runs `ip`.
+    let mut resync_at = tokio::time::Instant::now();
     loop {
-        if let Err(e) = blackhole(cluster).await {
-            tracing::warn!(error = %e, "cannot blackhole the cluster's pod range");
+        let full = tokio::time::Instant::now() >= resync_at;
+        if full {
+            if let Err(e) = blackhole(cluster).await {
+                tracing::warn!(error = %e, "cannot blackhole the cluster's pod range");
+            }
         }
         if informer.has_synced() {
             let want = desired(&informer.cache.list(), &me);
-            installed = sync(&installed, &want, cluster).await;
+            if full || want != installed {
+                installed = sync(&installed, &want, cluster).await;
+            }
+        }
+        if full {
+            resync_at = tokio::time::Instant::now() + RESYNC;
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = changed.notified() => {}
-            _ = tokio::time::sleep(RESYNC) => {}
+            _ = tokio::time::sleep_until(resync_at) => {}
         }
     }
 }
